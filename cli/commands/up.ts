@@ -1,0 +1,29 @@
+import type { Command } from 'commander';
+import { startStackForCli } from '../stack-session.js';
+
+export function registerUp(program: Command): void {
+  program
+    .command('up')
+    .description(
+      'run the embedded stack: nats-server, Temporal dev server, gpu worker, orchestrator worker',
+    )
+    .option('--no-ui', 'do not serve the Temporal Web UI')
+    .action(async (options: { ui: boolean }) => {
+      const stack = await startStackForCli({ ui: options.ui });
+      const e = stack.endpoints;
+      process.stdout.write(
+        [
+          'edgeforge stack is up (Ctrl-C stops it)',
+          `  NATS              ${e.natsUrl}`,
+          `  Temporal          ${e.temporalAddress}`,
+          ...(e.temporalUiUrl ? [`  Temporal UI       ${e.temporalUiUrl}`] : []),
+          `  logs              ${e.logDir}`,
+          '',
+          'Point other shells at it with:',
+          `  export EDGEFORGE_NATS_URL=${e.natsUrl} EDGEFORGE_TEMPORAL_ADDRESS=${e.temporalAddress}`,
+          '',
+        ].join('\n'),
+      );
+      await new Promise(() => {}); // Runs until a signal stops the stack.
+    });
+}

@@ -1,0 +1,16 @@
+import { Command } from 'commander';
+import { registerDemo } from './commands/demo.js';
+import { registerUp } from './commands/up.js';
+
+const program = new Command()
+  .name('edgeforge')
+  .description('Hardware-aware model compression and rollout for edge fleets')
+  .showHelpAfterError();
+registerUp(program);
+registerDemo(program);
+
+program.parseAsync().catch((err: unknown) => {
+  const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  process.stderr.write(`edgeforge: ${message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,10 @@
+/**
+ * The small module that services, agent and workflows share. Workflow code must import the pure
+ * files directly (`names.js`, `temporal-api.js`), never this index: it pulls in Node-only code.
+ */
+export * from './names.js';
+export * from './temporal-api.js';
+export * from './errors.js';
+export * from './config.js';
+export * from './nats.js';
+export * from './logger.js';

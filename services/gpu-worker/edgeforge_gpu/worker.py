@@ -1,0 +1,97 @@
+"""Entry point: connects to Temporal and serves the gpu activities on task queue edgeforge-gpu.
+
+Configuration comes from the same environment variables as the TypeScript side
+(EDGEFORGE_TEMPORAL_ADDRESS, EDGEFORGE_TEMPORAL_NAMESPACE), overridable by flags.
+"""
+
+import argparse
+import asyncio
+import concurrent.futures
+import logging
+import os
+import signal
+import sys
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from edgeforge_gpu import TASK_QUEUE
+from edgeforge_gpu.activities import ACTIVITIES
+
+log = logging.getLogger("edgeforge.gpu_worker")
+
+# EDGEFORGE_LOG_LEVEL uses the TypeScript side's (pino's) level names.
+LOG_LEVELS = {
+    "trace": logging.DEBUG,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "fatal": logging.CRITICAL,
+    "silent": logging.CRITICAL + 1,
+}
+
+
+def build_worker(
+    client: Client, executor: concurrent.futures.Executor, task_queue: str = TASK_QUEUE
+) -> Worker:
+    # Activities are synchronous (torch releases the GIL in its kernels); they run on threads.
+    return Worker(
+        client,
+        task_queue=task_queue,
+        activities=list(ACTIVITIES.values()),
+        activity_executor=executor,
+        max_concurrent_activities=2,
+    )
+
+
+async def connect(address: str, namespace: str) -> Client:
+    try:
+        return await Client.connect(address, namespace=namespace)
+    except Exception as err:
+        raise SystemExit(
+            f"gpu worker: cannot reach Temporal at {address} ({err}). Start the embedded stack "
+            "with `edgeforge up`, or set EDGEFORGE_TEMPORAL_ADDRESS to your Temporal frontend."
+        ) from err
+
+
+async def serve(address: str, namespace: str, task_queue: str) -> None:
+    client = await connect(address, namespace)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as executor:
+        worker = build_worker(client, executor, task_queue)
+        async with worker:
+            log.info(
+                "gpu worker ready: task queue %s on %s (namespace %s)",
+                task_queue,
+                address,
+                namespace,
+            )
+            await stop.wait()
+            log.info("gpu worker stopping: finishing running activities")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m edgeforge_gpu", description=__doc__)
+    parser.add_argument(
+        "--temporal-address",
+        default=os.environ.get("EDGEFORGE_TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+    )
+    parser.add_argument(
+        "--namespace", default=os.environ.get("EDGEFORGE_TEMPORAL_NAMESPACE", "default")
+    )
+    parser.add_argument("--task-queue", default=TASK_QUEUE)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=LOG_LEVELS.get(os.environ.get("EDGEFORGE_LOG_LEVEL", "info"), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    asyncio.run(serve(args.temporal_address, args.namespace, args.task_queue))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { REPO_ROOT, type Toolchain } from './toolchain.js';
+import { ManagedProcess, freePort } from './managed-process.js';
+import { startNatsServer } from './nats-server.js';
+import { startTemporalDevServer } from './temporal-dev-server.js';
+import { startGpuWorker } from './gpu-worker.js';
+
+/** Where a running embedded stack can be reached; written to `<dataDir>/endpoints.json`. */
+export interface StackEndpoints {
+  natsUrl: string;
+  temporalAddress: string;
+  temporalUiUrl: string | undefined;
+  logDir: string;
+  pid: number;
+}
+
+export interface EmbeddedStack {
+  endpoints: StackEndpoints;
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedStackOptions {
+  toolchain: Toolchain;
+  /** Holds the Temporal SQLite file, JetStream storage and logs; kept across runs. */
+  dataDir: string;
+  /** Serve the Temporal Web UI (on a free port). */
+  ui?: boolean;
+  /** Called as each part comes up, for progress output. */
+  onProgress?: (message: string) => void;
+}
+
+/**
+ * The whole central side on one machine: nats-server (JetStream), the Temporal dev server, the
+ * Python gpu worker and the orchestrator worker, each a real process on free loopback ports.
+ */
+export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise<EmbeddedStack> {
+  const { toolchain, dataDir } = options;
+  const progress = options.onProgress ?? (() => {});
+  const logDir = join(dataDir, 'logs');
+  await mkdir(logDir, { recursive: true });
+  const started: { stop(): Promise<void> }[] = [];
+  const stopAll = async () => {
+    for (const part of started.reverse()) await part.stop();
+    await rm(join(dataDir, 'endpoints.json'), { force: true });
+  };
+
+  try {
+    progress('starting nats-server and the Temporal dev server');
+    const [nats, temporal] = await Promise.all([
+      startNatsServer({
+        binary: toolchain.natsServer,
+        storeDir: join(dataDir, 'jetstream'),
+        logFile: join(logDir, 'nats-server.log'),
+      }),
+      startTemporalDevServer({
+        binary: toolchain.temporal,
+        dbFile: join(dataDir, 'temporal.sqlite'),
+        uiPort: options.ui ? await freePort() : undefined,
+        logFile: join(logDir, 'temporal.log'),
+      }),
+    ]);
+    started.push(nats, temporal);
+    progress(`nats ${nats.url}, temporal ${temporal.address}`);
+
+    progress('starting the gpu worker and the orchestrator worker');
+    const env = {
+      ...process.env,
+      EDGEFORGE_NATS_URL: nats.url,
+      EDGEFORGE_TEMPORAL_ADDRESS: temporal.address,
+    };
+    const [gpuWorker, orchestrator] = await Promise.all([
+      startGpuWorker({
+        python: toolchain.python,
+        temporalAddress: temporal.address,
+        natsUrl: nats.url,
+        logFile: join(logDir, 'gpu-worker.log'),
+      }),
+      startNodeService(
+        'orchestrator worker',
+        'workflows/main.ts',
+        env,
+        join(logDir, 'orchestrator.log'),
+      ),
+    ]);
+    started.push(gpuWorker, orchestrator);
+
+    const endpoints: StackEndpoints = {
+      natsUrl: nats.url,
+      temporalAddress: temporal.address,
+      temporalUiUrl: temporal.uiUrl,
+      logDir,
+      pid: process.pid,
+    };
+    await writeFile(join(dataDir, 'endpoints.json'), JSON.stringify(endpoints, null, 2));
+    return { endpoints, stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+/** Runs one of our TypeScript entry points as its own process and waits for its ready line. */
+async function startNodeService(
+  name: string,
+  entry: string,
+  env: NodeJS.ProcessEnv,
+  logFile: string,
+): Promise<ManagedProcess> {
+  const proc = new ManagedProcess({
+    name,
+    command: process.execPath,
+    args: ['--import', 'tsx', join(REPO_ROOT, entry)],
+    cwd: REPO_ROOT,
+    env,
+    logFile,
+  });
+  try {
+    await proc.waitForLine(/ready/, 120_000);
+    return proc;
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
+}

@@ -1,0 +1,51 @@
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { inject, onTestFinished } from 'vitest';
+import { connectNats, type NatsConnection } from '../../common/nats.js';
+
+/** Addresses of the services that global-setup.ts started for this run. */
+export interface TestStack {
+  natsUrl: string;
+  temporalAddress: string;
+  logDir: string;
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    stack: TestStack;
+  }
+}
+
+export function testStack(): TestStack {
+  return inject('stack');
+}
+
+/** A NATS connection to the shared test server, drained when the test finishes. */
+export async function testNats(name = 'edgeforge-test'): Promise<NatsConnection> {
+  const nats = await connectNats(testStack().natsUrl, { name });
+  onTestFinished(async () => {
+    await nats.drain();
+  });
+  return nats;
+}
+
+/** Temporal client and worker connections to the shared dev server, closed after the test. */
+export async function testTemporal(): Promise<{
+  client: Client;
+  workerConnection: NativeConnection;
+}> {
+  const address = testStack().temporalAddress;
+  const connection = await Connection.connect({ address });
+  const workerConnection = await NativeConnection.connect({ address });
+  onTestFinished(async () => {
+    await connection.close();
+    await workerConnection.close();
+  });
+  return { client: new Client({ connection }), workerConnection };
+}
+
+/** A task queue no other test uses, so that tests sharing one server never steal each other's tasks. */
+export function uniqueTaskQueue(prefix: string): string {
+  return `${prefix}-${randomUUID()}`;
+}

@@ -1,0 +1,38 @@
+import { NativeConnection } from '@temporalio/worker';
+import { connectNats } from '../common/nats.js';
+import { loadConnectionSettings } from '../common/config.js';
+import { createLogger } from '../common/logger.js';
+import { ServiceUnreachableError } from '../common/errors.js';
+import { createOrchestratorWorker } from './worker.js';
+
+/** Runs the orchestrator worker against EDGEFORGE_TEMPORAL_ADDRESS and EDGEFORGE_NATS_URL. */
+async function main(): Promise<void> {
+  const settings = loadConnectionSettings();
+  const log = createLogger('orchestrator', settings.logLevel);
+  const nats = await connectNats(settings.natsUrl, { name: 'edgeforge-orchestrator' });
+  const connection = await NativeConnection.connect({ address: settings.temporalAddress }).catch(
+    (cause: unknown) => {
+      throw new ServiceUnreachableError(
+        `cannot reach Temporal at ${settings.temporalAddress}. Start the embedded stack with ` +
+          '`edgeforge up`, or set EDGEFORGE_TEMPORAL_ADDRESS to your Temporal frontend.',
+        { cause },
+      );
+    },
+  );
+  const worker = await createOrchestratorWorker({
+    connection,
+    nats,
+    namespace: settings.temporalNamespace,
+  });
+  // Worker.run() handles SIGINT/SIGTERM itself: it stops polling and drains running tasks.
+  log.info({ taskQueue: worker.options.taskQueue }, 'orchestrator worker ready');
+  await worker.run();
+  await nats.drain();
+  await connection.close();
+  log.info('orchestrator worker stopped');
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? `${err.name}: ${err.message}` : err);
+  process.exit(1);
+});

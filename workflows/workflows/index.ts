@@ -1,0 +1,2 @@
+// Every workflow the orchestrator worker registers. Deterministic code only (see eslint.config.js).
+export { smokeWorkflow } from './smoke.js';
