@@ -8,3 +8,5 @@ export * from './errors.js';
 export * from './config.js';
 export * from './nats.js';
 export * from './logger.js';
+export * from './fleet-api.js';
+export * from './hardware/index.js';
