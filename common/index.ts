@@ -10,3 +10,4 @@ export * from './nats.js';
 export * from './logger.js';
 export * from './fleet-api.js';
 export * from './hardware/index.js';
+export * from './metrics-server.js';

@@ -15,6 +15,8 @@ export const KV_BUCKETS = {
   devices: 'edgeforge_devices',
   desiredState: 'edgeforge_desired',
   rollouts: 'edgeforge_rollouts',
+  /** On-device benchmark reports, one per (rollout, variant, device). */
+  benchmarks: 'edgeforge_benchmarks',
   /** Scratch bucket that smoke checks write to; never holds product state. */
   probe: 'edgeforge_probe',
 } as const;

@@ -78,8 +78,11 @@ export interface Device {
   profile?: HardwareProfile | undefined;
   state: DeviceState;
   connectivity: Connectivity;
-  enrolledAt?: Date | undefined;
-  lastHeartbeatAt?: Date | undefined;
+  enrolledAt?:
+    | Date
+    | undefined;
+  /** Last heartbeat or enrollment. */
+  lastSeenAt?: Date | undefined;
   activeModel?: ActiveModel | undefined;
   agentVersion: string;
 }
@@ -114,7 +117,7 @@ function createBaseDevice(): Device {
     state: 0,
     connectivity: 0,
     enrolledAt: undefined,
-    lastHeartbeatAt: undefined,
+    lastSeenAt: undefined,
     activeModel: undefined,
     agentVersion: "",
   };
@@ -143,8 +146,8 @@ export const Device: MessageFns<Device> = {
     if (message.enrolledAt !== undefined) {
       Timestamp.encode(toTimestamp(message.enrolledAt), writer.uint32(58).fork()).join();
     }
-    if (message.lastHeartbeatAt !== undefined) {
-      Timestamp.encode(toTimestamp(message.lastHeartbeatAt), writer.uint32(66).fork()).join();
+    if (message.lastSeenAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.lastSeenAt), writer.uint32(66).fork()).join();
     }
     if (message.activeModel !== undefined) {
       ActiveModel.encode(message.activeModel, writer.uint32(74).fork()).join();
@@ -229,7 +232,7 @@ export const Device: MessageFns<Device> = {
               break;
             }
 
-            message.lastHeartbeatAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            message.lastSeenAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
           case 9: {
@@ -285,10 +288,10 @@ export const Device: MessageFns<Device> = {
         : isSet(object.enrolled_at)
         ? fromJsonTimestamp(object.enrolled_at)
         : undefined,
-      lastHeartbeatAt: isSet(object.lastHeartbeatAt)
-        ? fromJsonTimestamp(object.lastHeartbeatAt)
-        : isSet(object.last_heartbeat_at)
-        ? fromJsonTimestamp(object.last_heartbeat_at)
+      lastSeenAt: isSet(object.lastSeenAt)
+        ? fromJsonTimestamp(object.lastSeenAt)
+        : isSet(object.last_seen_at)
+        ? fromJsonTimestamp(object.last_seen_at)
         : undefined,
       activeModel: isSet(object.activeModel)
         ? ActiveModel.fromJSON(object.activeModel)
@@ -326,8 +329,8 @@ export const Device: MessageFns<Device> = {
     if (message.enrolledAt !== undefined) {
       obj.enrolledAt = message.enrolledAt.toISOString();
     }
-    if (message.lastHeartbeatAt !== undefined) {
-      obj.lastHeartbeatAt = message.lastHeartbeatAt.toISOString();
+    if (message.lastSeenAt !== undefined) {
+      obj.lastSeenAt = message.lastSeenAt.toISOString();
     }
     if (message.activeModel !== undefined) {
       obj.activeModel = ActiveModel.toJSON(message.activeModel);
@@ -352,7 +355,7 @@ export const Device: MessageFns<Device> = {
     message.state = object.state ?? 0;
     message.connectivity = object.connectivity ?? 0;
     message.enrolledAt = object.enrolledAt ?? undefined;
-    message.lastHeartbeatAt = object.lastHeartbeatAt ?? undefined;
+    message.lastSeenAt = object.lastSeenAt ?? undefined;
     message.activeModel = (object.activeModel !== undefined && object.activeModel !== null)
       ? ActiveModel.fromPartial(object.activeModel)
       : undefined;

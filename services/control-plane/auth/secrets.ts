@@ -1,0 +1,53 @@
+import { randomBytes } from 'node:crypto';
+import { link, mkdir, open, readFile, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+/**
+ * Reads a secret file, or creates it with `bytes` random bytes (mode 0600, written atomically)
+ * the first time. Keeping it across restarts is what lets agents keep their credentials.
+ */
+export async function loadOrCreateSecret(path: string, bytes: number): Promise<Buffer> {
+  return loadOrCreate(path, bytes, () => randomBytes(bytes));
+}
+
+/** Like loadOrCreateSecret, for a printable token (enrollment and admin tokens). */
+export async function loadOrCreateToken(path: string): Promise<string> {
+  const token = await loadOrCreate(path, 16, () =>
+    Buffer.from(randomBytes(24).toString('base64url')),
+  );
+  return token.toString('utf8').trim();
+}
+
+async function loadOrCreate(path: string, bytes: number, generate: () => Buffer): Promise<Buffer> {
+  try {
+    const secret = await readFile(path);
+    if (secret.length < bytes) {
+      throw new Error(
+        `${path} holds ${secret.length} bytes, expected ${bytes}: restore it from backup, or delete it to start over (every device must then enroll again)`,
+      );
+    }
+    return secret;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const secret = generate();
+  const partial = `${path}.${process.pid}.partial`;
+  const file = await open(partial, 'wx', 0o600);
+  try {
+    await file.writeFile(secret);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  // link() fails when another process created the file first; then theirs wins and we read it.
+  try {
+    await link(partial, path);
+    return secret;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return readFile(path);
+  } finally {
+    await unlink(partial);
+  }
+}

@@ -1,0 +1,157 @@
+import { readFile } from 'node:fs/promises';
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import type { Logger } from 'pino';
+import { MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES } from '../../common/fleet-api.js';
+import { serveMetrics, type MetricsServer } from '../../common/metrics-server.js';
+import type { NatsConnection } from '../../common/nats.js';
+import { FleetServiceService } from '../../proto/gen/edgeforge/v1/fleet.pb.js';
+import { AdminServiceService } from '../../proto/gen/edgeforge/v1/admin.pb.js';
+import { CredentialAuthority } from './auth/credentials.js';
+import { loadOrCreateSecret } from './auth/secrets.js';
+import { createAdminService } from './grpc/admin-service.js';
+import { createFleetService } from './grpc/fleet-service.js';
+import { createControlPlaneMetrics } from './metrics.js';
+import { DeviceRegistry } from './registry/device-registry.js';
+import { connectivityThresholds } from './registry/device-record.js';
+
+export interface TlsFiles {
+  certFile: string;
+  keyFile: string;
+  /** When set, clients must present a certificate signed by this CA (mTLS). */
+  clientCaFile?: string;
+}
+
+export interface ControlPlaneOptions {
+  nats: NatsConnection;
+  /** Holds the credential signing key; create it once, keep it across restarts. */
+  dataDir: string;
+  enrollmentToken: string;
+  adminToken: string;
+  logger: Logger;
+  /** gRPC listen address; port 0 picks a free one. */
+  listen: string;
+  /** /metrics listen address; port 0 picks a free one. */
+  metricsListen: string;
+  /** NATS URL handed to agents at enrollment. */
+  advertisedNatsUrl: string;
+  heartbeatIntervalSeconds: number;
+  credentialTtlSeconds: number;
+  tls?: TlsFiles;
+}
+
+export function defaultControlPlaneOptions(): Pick<
+  ControlPlaneOptions,
+  'listen' | 'metricsListen' | 'heartbeatIntervalSeconds' | 'credentialTtlSeconds'
+> {
+  return {
+    listen: '127.0.0.1:7443',
+    metricsListen: '127.0.0.1:9464',
+    heartbeatIntervalSeconds: 10,
+    credentialTtlSeconds: 7 * 24 * 3600,
+  };
+}
+
+export interface RunningControlPlane {
+  /** host:port the gRPC server listens on. */
+  address: string;
+  metricsUrl: string;
+  registry: DeviceRegistry;
+  /** Stops accepting calls, finishes running ones (up to `graceMs`), then closes everything. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+const SERVICES = ['', 'edgeforge.v1.FleetService', 'edgeforge.v1.AdminService'];
+
+/** The control plane: gRPC FleetService + AdminService + health, the registry, /metrics. */
+export async function startControlPlane(
+  options: ControlPlaneOptions,
+): Promise<RunningControlPlane> {
+  const log = options.logger;
+  const thresholds = connectivityThresholds(options.heartbeatIntervalSeconds * 1000);
+  const credentialKey = await loadOrCreateSecret(`${options.dataDir}/credential.key`, 32);
+  const authority = new CredentialAuthority(credentialKey, options.credentialTtlSeconds);
+
+  const metrics = createControlPlaneMetrics();
+  const registry = await DeviceRegistry.open(options.nats, {
+    onConflict: () => metrics.registryConflicts.inc(),
+  });
+  metrics.trackFleet(registry, thresholds);
+  const ctx = { authority, adminToken: options.adminToken, metrics, log };
+
+  const server = new Server({
+    'grpc.max_receive_message_length': MAX_REQUEST_BYTES,
+    'grpc.max_send_message_length': MAX_RESPONSE_BYTES,
+    // Agents keep one long-lived channel each; ping them so dead ones are noticed.
+    'grpc.keepalive_time_ms': 60_000,
+    'grpc.keepalive_timeout_ms': 20_000,
+    'grpc.keepalive_permit_without_calls': 1,
+  });
+  const health = new HealthImplementation(Object.fromEntries(SERVICES.map((s) => [s, 'SERVING'])));
+  health.addToServer(server);
+  server.addService(
+    FleetServiceService,
+    await createFleetService(ctx, registry, options.nats, {
+      enrollmentToken: options.enrollmentToken,
+      heartbeatIntervalSeconds: options.heartbeatIntervalSeconds,
+      advertisedNatsUrl: options.advertisedNatsUrl,
+      manifestPublicKey: new Uint8Array(),
+    }),
+  );
+  server.addService(AdminServiceService, createAdminService(ctx, registry, thresholds));
+
+  const credentials = options.tls
+    ? await tlsCredentials(options.tls)
+    : ServerCredentials.createInsecure();
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(options.listen, credentials, (err, bound) =>
+      err ? reject(err) : resolve(bound),
+    ),
+  );
+  const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
+  const address = `${host}:${port}`;
+  let metricsServer: MetricsServer;
+  try {
+    metricsServer = await serveMetrics(metrics.register, options.metricsListen);
+  } catch (err) {
+    server.forceShutdown();
+    await registry.close();
+    throw err;
+  }
+  log.info(
+    { address, metrics: metricsServer.url, tls: Boolean(options.tls), devices: registry.size },
+    'control plane ready',
+  );
+
+  return {
+    address,
+    metricsUrl: metricsServer.url,
+    registry,
+    async stop(graceMs = 10_000) {
+      for (const s of SERVICES) health.setStatus(s, 'NOT_SERVING');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          log.warn('calls still running after the grace period: cancelling them');
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      await metricsServer.close();
+      await registry.close();
+      log.info('control plane stopped');
+    },
+  };
+}
+
+async function tlsCredentials(tls: TlsFiles): Promise<ServerCredentials> {
+  const [cert, key, ca] = await Promise.all([
+    readFile(tls.certFile),
+    readFile(tls.keyFile),
+    tls.clientCaFile ? readFile(tls.clientCaFile) : Promise.resolve(null),
+  ]);
+  return ServerCredentials.createSsl(ca, [{ cert_chain: cert, private_key: key }], ca !== null);
+}

@@ -1,0 +1,188 @@
+import { createHash } from 'node:crypto';
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '../../../common/nats.js';
+import { KV_BUCKETS } from '../../../common/names.js';
+import { deriveHardwareClass } from '../../../common/hardware/index.js';
+import {
+  DeviceState,
+  StatusEvent,
+  type FleetServiceServer,
+} from '../../../proto/gen/edgeforge/v1/fleet.pb.js';
+import { UnauthenticatedError, secretMatches } from '../auth/credentials.js';
+import type { DeviceRegistry } from '../registry/device-registry.js';
+import type { DeviceRecord } from '../registry/device-record.js';
+import { unary, type Caller, type UnaryContext } from './unary.js';
+import {
+  validateEnroll,
+  validateHeartbeat,
+  validateReportBenchmark,
+  validateReportStatus,
+} from './validation.js';
+
+export interface FleetServiceOptions {
+  enrollmentToken: string;
+  heartbeatIntervalSeconds: number;
+  /** NATS URL handed to agents for desired state and models. */
+  advertisedNatsUrl: string;
+  /** Raw ed25519 public key that signs model manifests (pinned by agents at enrollment). */
+  manifestPublicKey: Uint8Array;
+}
+
+/**
+ * Stable device id from the name the device enrolls with, so enrolling again (after a wipe, or
+ * with an expired credential) keeps the device's history instead of creating a twin.
+ */
+export function deviceIdFor(deviceName: string): string {
+  return `d-${createHash('sha256').update(deviceName).digest('hex').slice(0, 20)}`;
+}
+
+function deviceOf(caller: Caller): string {
+  if (caller.role !== 'device') throw new Error('unreachable: FleetService call without a device');
+  return caller.claims.deviceId;
+}
+
+/** A credential whose device is gone from the registry (registry reset) must enroll again. */
+function requireRecord(deviceId: string, record: DeviceRecord | undefined): DeviceRecord {
+  if (!record) {
+    throw new UnauthenticatedError(
+      `device ${deviceId} is not in the fleet registry: enroll again`,
+      {
+        context: { deviceId },
+      },
+    );
+  }
+  return record;
+}
+
+export async function createFleetService(
+  ctx: UnaryContext,
+  registry: DeviceRegistry,
+  nats: NatsConnection,
+  options: FleetServiceOptions,
+): Promise<FleetServiceServer> {
+  const benchmarks: KV = await new Kvm(nats).create(KV_BUCKETS.benchmarks, { history: 1 });
+  const service = 'edgeforge.v1.FleetService';
+
+  return {
+    enroll: unary(ctx, service, 'Enroll', 'anyone', async (request, _caller, log) => {
+      const req = validateEnroll(request);
+      if (!secretMatches(req.enrollmentToken, options.enrollmentToken)) {
+        throw new UnauthenticatedError(
+          "enrollment_token is not this fleet's enrollment token: ask the operator for the current one",
+        );
+      }
+      const deviceId = deviceIdFor(req.deviceName);
+      const hardwareClass = deriveHardwareClass(req.profile).key;
+      const now = new Date().toISOString();
+      let known = false;
+      await registry.update(deviceId, (current) => {
+        known = current !== undefined;
+        return {
+          deviceId,
+          deviceName: req.deviceName,
+          hardwareClass,
+          profile: req.profile,
+          agentVersion: req.agentVersion,
+          state: current?.state ?? DeviceState[DeviceState.DEVICE_STATE_IDLE],
+          enrolledAt: current?.enrolledAt ?? now,
+          lastSeenAt: now,
+          heartbeatCount: current?.heartbeatCount ?? 0,
+          activeModel: current?.activeModel ?? null,
+          lastStatus: current?.lastStatus ?? null,
+        };
+      });
+      ctx.metrics.enrollments.inc({ kind: known ? 'again' : 'new' });
+      const { credential, claims } = ctx.authority.issue(deviceId);
+      log.info(
+        { deviceId, deviceName: req.deviceName, hardwareClass, again: known },
+        'device enrolled',
+      );
+      return {
+        deviceId,
+        deviceCredential: credential,
+        credentialExpiresAt: new Date(claims.expiresAt * 1000),
+        hardwareClass,
+        manifestPublicKey: Buffer.from(options.manifestPublicKey),
+        natsUrl: options.advertisedNatsUrl,
+      };
+    }),
+
+    heartbeat: unary(ctx, service, 'Heartbeat', 'device', async (request, caller) => {
+      const deviceId = deviceOf(caller);
+      const req = validateHeartbeat(request);
+      const now = new Date().toISOString();
+      await registry.update(deviceId, (current) => {
+        const record = requireRecord(deviceId, current);
+        return {
+          ...record,
+          state: DeviceState[req.state] ?? record.state,
+          lastSeenAt: now,
+          heartbeatCount: record.heartbeatCount + 1,
+          activeModel: req.activeModel,
+          ...(req.profile
+            ? { profile: req.profile, hardwareClass: deriveHardwareClass(req.profile).key }
+            : {}),
+        };
+      });
+      const renewal =
+        caller.role === 'device' && ctx.authority.shouldRenew(caller.claims)
+          ? ctx.authority.issue(deviceId)
+          : undefined;
+      return {
+        nextHeartbeatSeconds: options.heartbeatIntervalSeconds,
+        renewedCredential: renewal?.credential ?? '',
+        renewedCredentialExpiresAt: renewal ? new Date(renewal.claims.expiresAt * 1000) : undefined,
+      };
+    }),
+
+    reportBenchmark: unary(
+      ctx,
+      service,
+      'ReportBenchmark',
+      'device',
+      async (request, caller, log) => {
+        const deviceId = deviceOf(caller);
+        const req = validateReportBenchmark(request);
+        requireRecord(deviceId, registry.get(deviceId));
+        const key = `${req.rolloutId}.${req.variant}.${deviceId}`;
+        const report = { ...request, deviceId, receivedAt: new Date().toISOString() };
+        // create() fails when the key exists: a repeated report is recorded once.
+        const recorded = await benchmarks.create(key, JSON.stringify(report)).then(
+          () => true,
+          async (err: unknown) => {
+            if ((await benchmarks.get(key))?.operation === 'PUT') return false;
+            throw err;
+          },
+        );
+        log.info(
+          { rolloutId: req.rolloutId, variant: req.variant, recorded },
+          'benchmark reported',
+        );
+        return { recorded };
+      },
+    ),
+
+    reportStatus: unary(ctx, service, 'ReportStatus', 'device', async (request, caller, log) => {
+      const deviceId = deviceOf(caller);
+      const req = validateReportStatus(request);
+      const at = new Date().toISOString();
+      await registry.update(deviceId, (current) => ({
+        ...requireRecord(deviceId, current),
+        lastSeenAt: at,
+        ...(req.activeModel ? { activeModel: req.activeModel } : {}),
+        lastStatus: {
+          event: StatusEvent[req.event] ?? String(req.event),
+          rolloutId: req.rolloutId,
+          variant: req.variant,
+          detail: req.detail,
+          at,
+        },
+      }));
+      log.info(
+        { event: StatusEvent[req.event], rolloutId: req.rolloutId, variant: req.variant },
+        'device status',
+      );
+      return {};
+    }),
+  };
+}

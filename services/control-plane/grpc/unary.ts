@@ -1,0 +1,107 @@
+import { status, type handleUnaryCall, type Metadata, type ServerUnaryCall } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { AUTHORIZATION_METADATA_KEY } from '../../../common/fleet-api.js';
+import {
+  PermissionDeniedError,
+  UnauthenticatedError,
+  secretMatches,
+  type CredentialAuthority,
+  type DeviceCredentialClaims,
+} from '../auth/credentials.js';
+import type { ControlPlaneMetrics } from '../metrics.js';
+import { toGrpcStatus } from './errors.js';
+
+/** Who may call a method. */
+export type Role = 'anyone' | 'device' | 'admin';
+
+export type Caller =
+  { role: 'anyone' } | { role: 'device'; claims: DeviceCredentialClaims } | { role: 'admin' };
+
+export interface UnaryContext {
+  authority: CredentialAuthority;
+  adminToken: string;
+  metrics: ControlPlaneMetrics;
+  log: Logger;
+}
+
+/**
+ * Wraps a handler with what every call needs: authentication for its role, error → status
+ * mapping, metrics by method and code, and a log line carrying the device id.
+ */
+export function unary<Req, Res>(
+  ctx: UnaryContext,
+  service: string,
+  method: string,
+  role: Role,
+  handler: (request: Req, caller: Caller, log: Logger) => Promise<Res> | Res,
+): handleUnaryCall<Req, Res> {
+  return (call: ServerUnaryCall<Req, Res>, callback) => {
+    const started = process.hrtime.bigint();
+    let log = ctx.log;
+    const finish = (code: status) => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      ctx.metrics.grpcHandled.inc({
+        grpc_service: service,
+        grpc_method: method,
+        grpc_code: status[code],
+      });
+      ctx.metrics.grpcDuration.observe({ grpc_service: service, grpc_method: method }, seconds);
+    };
+    void (async () => {
+      try {
+        const caller = authenticate(ctx, role, call.metadata);
+        if (caller.role === 'device') log = log.child({ deviceId: caller.claims.deviceId });
+        const response = await handler(call.request, caller, log);
+        finish(status.OK);
+        callback(null, response);
+      } catch (err) {
+        const { code, details } = toGrpcStatus(err);
+        finish(code);
+        if (code === status.INTERNAL || code === status.UNAVAILABLE) {
+          log.error({ err, method }, 'call failed');
+        } else {
+          log.info({ method, code: status[code], details }, 'call refused');
+        }
+        callback({ code, details });
+      }
+    })();
+  };
+}
+
+function authenticate(ctx: UnaryContext, role: Role, metadata: Metadata): Caller {
+  if (role === 'anyone') return { role };
+  const header = metadata.get(AUTHORIZATION_METADATA_KEY)[0];
+  const token = typeof header === 'string' ? /^Bearer (.+)$/.exec(header)?.[1] : undefined;
+  if (!token) {
+    throw new UnauthenticatedError(
+      `missing "${AUTHORIZATION_METADATA_KEY}: Bearer <credential>" metadata` +
+        (role === 'device' ? ': enroll to get a device credential' : ': pass the admin credential'),
+    );
+  }
+  const isAdmin = secretMatches(token, ctx.adminToken);
+  if (role === 'admin') {
+    if (isAdmin) return { role };
+    // A working device credential on an admin call is a permissions problem, not a bad login.
+    if (isDeviceCredential(ctx, token)) {
+      throw new PermissionDeniedError(
+        'a device credential cannot call AdminService; use the admin credential',
+      );
+    }
+    throw new UnauthenticatedError('the admin credential is wrong');
+  }
+  if (isAdmin) {
+    throw new PermissionDeniedError(
+      'the admin credential cannot call FleetService; agents use device credentials',
+    );
+  }
+  return { role, claims: ctx.authority.verify(token) };
+}
+
+function isDeviceCredential(ctx: UnaryContext, token: string): boolean {
+  try {
+    ctx.authority.verify(token);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,124 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  Client,
+  credentials as grpcCredentials,
+  Metadata,
+  type ChannelCredentials,
+} from '@grpc/grpc-js';
+import { Kvm } from '@nats-io/kv';
+import { onTestFinished } from 'vitest';
+import { createLogger } from '../../common/logger.js';
+import { bearer, AUTHORIZATION_METADATA_KEY, MAX_REQUEST_BYTES } from '../../common/fleet-api.js';
+import { KV_BUCKETS } from '../../common/names.js';
+import type { NatsConnection } from '../../common/nats.js';
+import {
+  startControlPlane,
+  type ControlPlaneOptions,
+  type RunningControlPlane,
+} from '../../services/control-plane/index.js';
+import { FleetServiceService } from '../../proto/gen/edgeforge/v1/fleet.pb.js';
+import { AdminServiceService } from '../../proto/gen/edgeforge/v1/admin.pb.js';
+import { testNats, testStack } from './stack.js';
+
+export const ENROLLMENT_TOKEN = 'test-enrollment-token-0123456789';
+export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
+
+/** Deletes the fleet's buckets so each test starts from an empty registry. */
+export async function resetFleetState(nats: NatsConnection): Promise<void> {
+  const kvm = new Kvm(nats);
+  for (const bucket of [KV_BUCKETS.devices, KV_BUCKETS.benchmarks]) {
+    await kvm
+      .open(bucket)
+      .then((kv) => kv.destroy())
+      .catch(() => {});
+  }
+}
+
+export interface TestControlPlane extends RunningControlPlane {
+  dataDir: string;
+  nats: NatsConnection;
+  /** Start another instance with the same data dir (a restart, or a second replica). */
+  restart(overrides?: Partial<ControlPlaneOptions>): Promise<TestControlPlane>;
+}
+
+/**
+ * A real control plane on 127.0.0.1 (gRPC and /metrics on free ports) against the run's NATS,
+ * stopped after the test.
+ */
+export async function startTestControlPlane(
+  overrides: Partial<ControlPlaneOptions> = {},
+  dataDir?: string,
+): Promise<TestControlPlane> {
+  const nats = overrides.nats ?? (await testNats('control-plane'));
+  const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'edgeforge-cp-')));
+  if (!dataDir) onTestFinished(() => rm(dir, { recursive: true, force: true }));
+  const running = await startControlPlane({
+    nats,
+    dataDir: dir,
+    enrollmentToken: ENROLLMENT_TOKEN,
+    adminToken: ADMIN_TOKEN,
+    logger: createLogger('control-plane', process.env.EDGEFORGE_LOG_LEVEL ?? 'warn'),
+    listen: '127.0.0.1:0',
+    metricsListen: '127.0.0.1:0',
+    advertisedNatsUrl: testStack().natsUrl,
+    heartbeatIntervalSeconds: 1,
+    credentialTtlSeconds: 3600,
+    ...overrides,
+  });
+  let stopped = false;
+  const stop = async (graceMs?: number) => {
+    if (stopped) return;
+    stopped = true;
+    await running.stop(graceMs);
+  };
+  onTestFinished(() => stop(1000));
+  return {
+    ...running,
+    stop,
+    dataDir: dir,
+    nats,
+    restart: (more = {}) => startTestControlPlane({ ...overrides, nats, ...more }, dir),
+  };
+}
+
+/** Promise-returning gRPC clients for tests that speak the raw API (bad input included). */
+export function rawClients(
+  address: string,
+  channelCredentials: ChannelCredentials = grpcCredentials.createInsecure(),
+) {
+  // Lets tests send more than the server accepts, to see the server refuse it.
+  const client = new Client(address, channelCredentials, {
+    'grpc.max_send_message_length': 4 * MAX_REQUEST_BYTES,
+  });
+  onTestFinished(() => client.close());
+  const call =
+    <Req, Res>(method: {
+      path: string;
+      requestSerialize: (req: Req) => Buffer;
+      responseDeserialize: (bytes: Buffer) => Res;
+    }) =>
+    (request: Req, credential?: string): Promise<Res> =>
+      new Promise((resolve, reject) => {
+        const metadata = new Metadata();
+        if (credential) metadata.set(AUTHORIZATION_METADATA_KEY, bearer(credential));
+        client.makeUnaryRequest(
+          method.path,
+          method.requestSerialize,
+          method.responseDeserialize,
+          request,
+          metadata,
+          { deadline: Date.now() + 10_000 },
+          (err, response) => (err || response === undefined ? reject(err) : resolve(response)),
+        );
+      });
+  return {
+    enroll: call(FleetServiceService.enroll),
+    heartbeat: call(FleetServiceService.heartbeat),
+    reportBenchmark: call(FleetServiceService.reportBenchmark),
+    reportStatus: call(FleetServiceService.reportStatus),
+    listDevices: call(AdminServiceService.listDevices),
+    getDevice: call(AdminServiceService.getDevice),
+  };
+}
