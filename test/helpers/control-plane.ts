@@ -110,7 +110,10 @@ export function rawClients(
           request,
           metadata,
           { deadline: Date.now() + 10_000 },
-          (err, response) => (err || response === undefined ? reject(err) : resolve(response)),
+          (err, response) =>
+            err || response === undefined
+              ? reject(err ?? new Error(`${method.path}: empty response`))
+              : resolve(response),
         );
       });
   return {
