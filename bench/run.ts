@@ -1,0 +1,24 @@
+/**
+ * `npm run bench -- <name> [options]`: runs one benchmark and writes its results under
+ * bench-results/. Benchmarks are not tests: they report numbers (and ratios within one run),
+ * they never pass or fail on a time.
+ */
+import { runFleetBenchmark } from './fleet.js';
+
+const BENCHMARKS: Record<string, (args: string[]) => Promise<void>> = {
+  fleet: runFleetBenchmark,
+};
+
+const [name, ...args] = process.argv.slice(2);
+const bench = name ? BENCHMARKS[name] : undefined;
+if (!bench) {
+  console.error(`usage: npm run bench -- <${Object.keys(BENCHMARKS).join('|')}> [options]`);
+  process.exit(2);
+}
+bench(args).then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
