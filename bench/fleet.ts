@@ -1,12 +1,13 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
-import { Kvm } from '@nats-io/kv';
-import { KV_BUCKETS } from '../common/names.js';
-import { connectNats } from '../common/nats.js';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Client, credentials, Metadata } from '@grpc/grpc-js';
-import { AUTHORIZATION_METADATA_KEY, bearer, profileToProto } from '../common/fleet-api.js';
+import { Client, credentials } from '@grpc/grpc-js';
+import { Kvm } from '@nats-io/kv';
+import { profileToProto } from '../common/fleet-api.js';
+import { callUnary } from '../common/grpc-unary.js';
+import { KV_BUCKETS } from '../common/names.js';
+import { connectNats } from '../common/nats.js';
 import {
   DeviceState,
   FleetServiceService,
@@ -117,7 +118,7 @@ async function measure(
     process.stderr.write(`[fleet ${agents}] enrolling\n`);
     const enrollStart = performance.now();
     const enrolled = await mapLimit(clients, 64, (client, i) =>
-      unary<EnrollRequest, EnrollResponse>(client, FleetServiceService.enroll, {
+      callUnary<EnrollRequest, EnrollResponse>(client, FleetServiceService.enroll, {
         enrollmentToken: ENROLLMENT_TOKEN,
         deviceName: `bench-${i}`,
         profile: profiles[i % profiles.length],
@@ -137,11 +138,11 @@ async function measure(
     const beat = (i: number) => {
       if (performance.now() >= deadline) return;
       const started = performance.now();
-      const p = unary(
+      const p = callUnary(
         clients[i]!,
         FleetServiceService.heartbeat,
         { state: DeviceState.DEVICE_STATE_IDLE },
-        enrolled[i]!.deviceCredential,
+        { credential: enrolled[i]!.deviceCredential, deadlineMs: 30_000 },
       )
         .then(
           () => void latencies.push(performance.now() - started),
@@ -198,32 +199,6 @@ async function measure(
     await nats.stop();
     await rm(dir, { recursive: true, force: true });
   }
-}
-
-function unary<Req, Res>(
-  client: Client,
-  method: {
-    path: string;
-    requestSerialize: (r: Req) => Buffer;
-    responseDeserialize: (b: Buffer) => Res;
-  },
-  request: Req,
-  credential?: string,
-): Promise<Res> {
-  const metadata = new Metadata();
-  if (credential) metadata.set(AUTHORIZATION_METADATA_KEY, bearer(credential));
-  return new Promise((resolve, reject) =>
-    client.makeUnaryRequest(
-      method.path,
-      method.requestSerialize,
-      method.responseDeserialize,
-      request,
-      metadata,
-      { deadline: Date.now() + 30_000 },
-      (err, res) =>
-        err || res === undefined ? reject(err ?? new Error('empty response')) : resolve(res),
-    ),
-  );
 }
 
 async function mapLimit<T, R>(

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerDemo } from './commands/demo.js';
+import { registerFleet } from './commands/fleet.js';
 import { registerUp } from './commands/up.js';
 
 const program = new Command()
@@ -8,6 +9,7 @@ const program = new Command()
   .showHelpAfterError();
 registerUp(program);
 registerDemo(program);
+registerFleet(program);
 
 program.parseAsync().catch((err: unknown) => {
   const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);

@@ -11,3 +11,4 @@ export * from './logger.js';
 export * from './fleet-api.js';
 export * from './hardware/index.js';
 export * from './metrics-server.js';
+export * from './grpc-unary.js';

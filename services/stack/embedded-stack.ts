@@ -11,6 +11,12 @@ export interface StackEndpoints {
   natsUrl: string;
   temporalAddress: string;
   temporalUiUrl: string | undefined;
+  /** gRPC address of the control plane (agents and the CLI). */
+  controlPlaneAddress: string;
+  controlPlaneMetricsUrl: string;
+  /** Files holding the fleet's enrollment token and the admin token. */
+  enrollmentTokenFile: string;
+  adminTokenFile: string;
   logDir: string;
   pid: number;
 }
@@ -32,7 +38,8 @@ export interface EmbeddedStackOptions {
 
 /**
  * The whole central side on one machine: nats-server (JetStream), the Temporal dev server, the
- * Python gpu worker and the orchestrator worker, each a real process on free loopback ports.
+ * control plane, the Python gpu worker and the orchestrator worker, each a real process on free
+ * loopback ports.
  */
 export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise<EmbeddedStack> {
   const { toolchain, dataDir } = options;
@@ -63,13 +70,27 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
     started.push(nats, temporal);
     progress(`nats ${nats.url}, temporal ${temporal.address}`);
 
-    progress('starting the gpu worker and the orchestrator worker');
+    progress('starting the control plane, the gpu worker and the orchestrator worker');
     const env = {
       ...process.env,
       EDGEFORGE_NATS_URL: nats.url,
       EDGEFORGE_TEMPORAL_ADDRESS: temporal.address,
     };
-    const [gpuWorker, orchestrator] = await Promise.all([
+    const controlPlaneDir = join(dataDir, 'control-plane');
+    const [cpPort, cpMetricsPort] = [await freePort(), await freePort()];
+    const cpEnv = {
+      ...env,
+      EDGEFORGE_CP_LISTEN: `127.0.0.1:${cpPort}`,
+      EDGEFORGE_CP_METRICS_LISTEN: `127.0.0.1:${cpMetricsPort}`,
+      EDGEFORGE_CP_DATA_DIR: controlPlaneDir,
+    };
+    const [controlPlane, gpuWorker, orchestrator] = await Promise.all([
+      startNodeService(
+        'control plane',
+        'services/control-plane/main.ts',
+        cpEnv,
+        join(logDir, 'control-plane.log'),
+      ),
       startGpuWorker({
         python: toolchain.python,
         temporalAddress: temporal.address,
@@ -83,12 +104,16 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
         join(logDir, 'orchestrator.log'),
       ),
     ]);
-    started.push(gpuWorker, orchestrator);
+    started.push(controlPlane, gpuWorker, orchestrator);
 
     const endpoints: StackEndpoints = {
       natsUrl: nats.url,
       temporalAddress: temporal.address,
       temporalUiUrl: temporal.uiUrl,
+      controlPlaneAddress: `127.0.0.1:${cpPort}`,
+      controlPlaneMetricsUrl: `http://127.0.0.1:${cpMetricsPort}/metrics`,
+      enrollmentTokenFile: join(controlPlaneDir, 'enrollment-token'),
+      adminTokenFile: join(controlPlaneDir, 'admin-token'),
       logDir,
       pid: process.pid,
     };
@@ -107,12 +132,14 @@ async function startNodeService(
   env: NodeJS.ProcessEnv,
   logFile: string,
 ): Promise<ManagedProcess> {
+  // The ready line is logged at info: a quieter level would hide it from us.
+  const quiet = ['warn', 'error', 'fatal', 'silent'].includes(env.EDGEFORGE_LOG_LEVEL ?? '');
   const proc = new ManagedProcess({
     name,
     command: process.execPath,
     args: ['--import', 'tsx', join(REPO_ROOT, entry)],
     cwd: REPO_ROOT,
-    env,
+    env: quiet ? { ...env, EDGEFORGE_LOG_LEVEL: 'info' } : env,
     logFile,
   });
   try {

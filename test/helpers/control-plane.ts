@@ -1,16 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  Client,
-  credentials as grpcCredentials,
-  Metadata,
-  type ChannelCredentials,
-} from '@grpc/grpc-js';
+import { Client, credentials as grpcCredentials, type ChannelCredentials } from '@grpc/grpc-js';
 import { Kvm } from '@nats-io/kv';
 import { onTestFinished } from 'vitest';
 import { createLogger } from '../../common/logger.js';
-import { bearer, AUTHORIZATION_METADATA_KEY, MAX_REQUEST_BYTES } from '../../common/fleet-api.js';
+import { MAX_REQUEST_BYTES } from '../../common/fleet-api.js';
+import { callUnary, type UnaryMethod } from '../../common/grpc-unary.js';
 import { KV_BUCKETS } from '../../common/names.js';
 import type { NatsConnection } from '../../common/nats.js';
 import {
@@ -94,28 +90,9 @@ export function rawClients(
   });
   onTestFinished(() => client.close());
   const call =
-    <Req, Res>(method: {
-      path: string;
-      requestSerialize: (req: Req) => Buffer;
-      responseDeserialize: (bytes: Buffer) => Res;
-    }) =>
+    <Req, Res>(method: UnaryMethod<Req, Res>) =>
     (request: Req, credential?: string): Promise<Res> =>
-      new Promise((resolve, reject) => {
-        const metadata = new Metadata();
-        if (credential) metadata.set(AUTHORIZATION_METADATA_KEY, bearer(credential));
-        client.makeUnaryRequest(
-          method.path,
-          method.requestSerialize,
-          method.responseDeserialize,
-          request,
-          metadata,
-          { deadline: Date.now() + 10_000 },
-          (err, response) =>
-            err || response === undefined
-              ? reject(err ?? new Error(`${method.path}: empty response`))
-              : resolve(response),
-        );
-      });
+      callUnary(client, method, request, { credential });
   return {
     enroll: call(FleetServiceService.enroll),
     heartbeat: call(FleetServiceService.heartbeat),
