@@ -62,7 +62,10 @@ export class DeviceRegistry {
     this.watchLoop = (async () => {
       for await (const entry of watcher) {
         if (entry.operation === 'PUT') {
-          this.remember(entry.key, entry.json<DeviceRecord>(), entry.revision);
+          // Our own writes are cached already: skip decoding them again.
+          if ((this.cache.get(entry.key)?.revision ?? 0) < entry.revision) {
+            this.remember(entry.key, entry.json<DeviceRecord>(), entry.revision);
+          }
         } else {
           this.cache.delete(entry.key);
         }
