@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerAgent } from './commands/agent.js';
 import { registerDemo } from './commands/demo.js';
 import { registerFleet } from './commands/fleet.js';
 import { registerUp } from './commands/up.js';
@@ -10,6 +11,7 @@ const program = new Command()
 registerUp(program);
 registerDemo(program);
 registerFleet(program);
+registerAgent(program);
 
 program.parseAsync().catch((err: unknown) => {
   const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);

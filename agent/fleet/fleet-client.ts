@@ -1,0 +1,187 @@
+import { readFileSync } from 'node:fs';
+import {
+  credentials,
+  Metadata,
+  status,
+  type CallOptions,
+  type ChannelCredentials,
+  type ChannelOptions,
+  type ClientUnaryCall,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import { EdgeforgeError } from '../../common/errors.js';
+import {
+  AUTHORIZATION_METADATA_KEY,
+  bearer,
+  MAX_REQUEST_BYTES,
+  MAX_RESPONSE_BYTES,
+} from '../../common/fleet-api.js';
+import {
+  FleetServiceClient,
+  type EnrollRequest,
+  type EnrollResponse,
+  type HeartbeatRequest,
+  type HeartbeatResponse,
+} from '../../proto/gen/edgeforge/v1/fleet.pb.js';
+
+/** PEM files for TLS. A CA alone verifies the server; a cert and key as well give mTLS. */
+export interface TlsFiles {
+  /** CA bundle that signed the control plane's certificate; the system roots when absent. */
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+}
+
+export interface FleetClientOptions {
+  /** The control plane's gRPC address, host:port. */
+  address: string;
+  /** Plaintext when absent. */
+  tls?: TlsFiles;
+  /** Deadline of each call. */
+  deadlineMs?: number;
+}
+
+export const DEFAULT_DEADLINE_MS = 5_000;
+
+/**
+ * Edge links drop idle TCP connections silently (NAT, carrier-grade NAT); keepalive pings find a
+ * dead connection before a heartbeat waits on it. The control plane must allow one ping a minute
+ * without calls in flight.
+ */
+const CHANNEL_OPTIONS: ChannelOptions = {
+  'grpc.max_send_message_length': MAX_REQUEST_BYTES,
+  'grpc.max_receive_message_length': MAX_RESPONSE_BYTES,
+  'grpc.keepalive_time_ms': 60_000,
+  'grpc.keepalive_timeout_ms': 20_000,
+  'grpc.keepalive_permit_without_calls': 1,
+  // The channel's own reconnect backoff would otherwise grow to 2 minutes and fail heartbeats
+  // fast for that long after the control plane is back; keep it within the agent's retry cap.
+  'grpc.max_reconnect_backoff_ms': 60_000,
+};
+
+/** Codes that mean "try again later": retried with backoff, never a reason to re-enroll. */
+const TRANSIENT_CODES: ReadonlySet<status> = new Set([
+  status.UNAVAILABLE,
+  status.DEADLINE_EXCEEDED,
+  status.RESOURCE_EXHAUSTED,
+  status.ABORTED,
+]);
+
+/** A FleetService call failed; `code` is the gRPC status (connection errors are UNAVAILABLE). */
+export class FleetCallError extends EdgeforgeError {
+  override name = 'FleetCallError';
+  readonly code: status;
+  readonly method: string;
+
+  constructor(method: string, address: string, error: ServiceError) {
+    super(`${method} to ${address} failed: ${status[error.code]}: ${error.details}`, {
+      cause: error,
+    });
+    this.code = error.code;
+    this.method = method;
+  }
+
+  /** Worth retrying unchanged after a pause (the control plane restarting, a network blip). */
+  get transient(): boolean {
+    return TRANSIENT_CODES.has(this.code);
+  }
+}
+
+function readPem(kind: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new EdgeforgeError(
+      `cannot read the TLS ${kind} file ${file}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
+function channelCredentials(tls: TlsFiles | undefined): ChannelCredentials {
+  if (tls === undefined) return credentials.createInsecure();
+  if ((tls.certFile === undefined) !== (tls.keyFile === undefined)) {
+    throw new EdgeforgeError(
+      'mTLS needs both a client certificate and its private key; give both files or neither',
+    );
+  }
+  return credentials.createSsl(
+    tls.caFile === undefined ? null : readPem('CA', tls.caFile),
+    tls.keyFile === undefined ? null : readPem('client key', tls.keyFile),
+    tls.certFile === undefined ? null : readPem('client certificate', tls.certFile),
+  );
+}
+
+type UnaryCallback<Res> = (error: ServiceError | null, response: Res) => void;
+
+/**
+ * Promise-returning FleetService calls over one channel: every call has a deadline, calls after
+ * Enroll carry the device credential, and an AbortSignal cancels the call in flight.
+ */
+export class FleetClient {
+  readonly address: string;
+  readonly #deadlineMs: number;
+  readonly #client: FleetServiceClient;
+
+  constructor(options: FleetClientOptions) {
+    this.address = options.address;
+    this.#deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
+    this.#client = new FleetServiceClient(
+      options.address,
+      channelCredentials(options.tls),
+      CHANNEL_OPTIONS,
+    );
+  }
+
+  /** Carries no credential: the enrollment token in the request is the proof. */
+  enroll(request: EnrollRequest, signal?: AbortSignal): Promise<EnrollResponse> {
+    return this.#unary('Enroll', new Metadata(), signal, (md, opts, cb) =>
+      this.#client.enroll(request, md, opts, cb),
+    );
+  }
+
+  heartbeat(
+    request: HeartbeatRequest,
+    credential: string,
+    signal?: AbortSignal,
+  ): Promise<HeartbeatResponse> {
+    return this.#unary('Heartbeat', authorized(credential), signal, (md, opts, cb) =>
+      this.#client.heartbeat(request, md, opts, cb),
+    );
+  }
+
+  /** Closes the channel; calls still in flight finish or fail with their deadline. */
+  close(): void {
+    this.#client.close();
+  }
+
+  #unary<Res>(
+    method: string,
+    metadata: Metadata,
+    signal: AbortSignal | undefined,
+    invoke: (md: Metadata, options: CallOptions, callback: UnaryCallback<Res>) => ClientUnaryCall,
+  ): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      const cancel = () => call.cancel();
+      const call = invoke(
+        metadata,
+        { deadline: Date.now() + this.#deadlineMs },
+        (error, response) => {
+          signal?.removeEventListener('abort', cancel);
+          if (error) reject(new FleetCallError(method, this.address, error));
+          else resolve(response);
+        },
+      );
+      if (signal?.aborted) cancel();
+      else signal?.addEventListener('abort', cancel, { once: true });
+    });
+  }
+}
+
+function authorized(credential: string): Metadata {
+  const metadata = new Metadata();
+  metadata.set(AUTHORIZATION_METADATA_KEY, bearer(credential));
+  return metadata;
+}

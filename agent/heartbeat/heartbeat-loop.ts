@@ -1,0 +1,101 @@
+import { status } from '@grpc/grpc-js';
+import { DeviceState } from '../../proto/gen/edgeforge/v1/fleet.pb.js';
+import type { DeviceSession, HeartbeatReport } from '../fleet/device-session.js';
+import { FleetCallError } from '../fleet/fleet-client.js';
+import { jitter, type Backoff } from './backoff.js';
+import { pause } from './pause.js';
+
+/** Used when the control plane leaves nextHeartbeatSeconds unset (0). */
+export const DEFAULT_HEARTBEAT_SECONDS = 30;
+const INTERVAL_JITTER = 0.1;
+
+export interface HeartbeatLoopOptions {
+  session: DeviceSession;
+  /** Failures wait `backoff.next()`; a successful heartbeat resets it. */
+  backoff: Backoff;
+  /** What each heartbeat reports; an idle device until models are served. */
+  report?: () => HeartbeatReport;
+  /** Replaces the control plane's nextHeartbeatSeconds, which cannot go below 1 s (tests). */
+  intervalMs?: number;
+}
+
+/**
+ * Heartbeats until stopped. Success: the next beat after the control plane's interval ±10%.
+ * UNAUTHENTICATED: enroll again (same device name, so the same device id), then beat. Anything
+ * else: log and back off; transient failures (the control plane restarting, the network) keep
+ * the credential, which still works once the control plane is back.
+ */
+export class HeartbeatLoop {
+  readonly #options: HeartbeatLoopOptions;
+  readonly #abort = new AbortController();
+  #running: Promise<void> | undefined;
+
+  constructor(options: HeartbeatLoopOptions) {
+    this.#options = options;
+  }
+
+  /** The first heartbeat goes out at once, so the control plane sees the device online. */
+  start(): void {
+    this.#running ??= this.#run();
+  }
+
+  /** Cancels the call in flight and the pending wait; resolves once the loop has exited. */
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await this.#running;
+  }
+
+  async #run(): Promise<void> {
+    const { session, backoff } = this.#options;
+    const report = this.#options.report ?? (() => ({ state: DeviceState.DEVICE_STATE_IDLE }));
+    const signal = this.#abort.signal;
+    let reenroll = false;
+    let delayMs = 0;
+    while (await pause(delayMs, signal)) {
+      try {
+        if (reenroll) {
+          await session.enroll(signal);
+          reenroll = false;
+          delayMs = 0;
+          continue;
+        }
+        const { nextHeartbeatSeconds } = await session.heartbeat(report(), signal);
+        backoff.reset();
+        const intervalMs =
+          this.#options.intervalMs ?? (nextHeartbeatSeconds || DEFAULT_HEARTBEAT_SECONDS) * 1000;
+        delayMs = jitter(intervalMs, INTERVAL_JITTER);
+      } catch (err) {
+        if (signal.aborted) return;
+        delayMs = backoff.next();
+        reenroll = this.#onFailure(err, reenroll, delayMs);
+      }
+    }
+  }
+
+  /** Logs the failure; returns whether the next attempt is an enrollment. */
+  #onFailure(err: unknown, enrolling: boolean, retryInMs: number): boolean {
+    const log = this.#options.session.logger;
+    // A failed call is an expected event with a status and a message; a stack says nothing more.
+    const context =
+      err instanceof FleetCallError
+        ? { error: err.message, code: status[err.code], retryInMs: Math.round(retryInMs) }
+        : { err, retryInMs: Math.round(retryInMs) };
+    if (err instanceof FleetCallError && err.transient) {
+      log.warn(context, `${err.method} failed; the control plane is unreachable or busy, retrying`);
+      return enrolling;
+    }
+    if (!enrolling && err instanceof FleetCallError && err.code === status.UNAUTHENTICATED) {
+      log.warn(context, 'the device credential was rejected (invalid or expired); enrolling again');
+      return true;
+    }
+    // INVALID_ARGUMENT, PERMISSION_DENIED, a refused enrollment token, a full disk: retrying at
+    // full speed cannot help, so back off like any failure and say what happened.
+    log.error(
+      context,
+      enrolling
+        ? 'enrolling again failed; check the enrollment token and the control plane logs'
+        : 'heartbeat failed; this needs a fix in the configuration or the code, retrying meanwhile',
+    );
+    return enrolling;
+  }
+}

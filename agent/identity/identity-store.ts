@@ -1,0 +1,127 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { EdgeforgeError } from '../../common/errors.js';
+import {
+  HardwareProfileError,
+  validateHardwareProfile,
+  type HardwareProfile,
+} from '../../common/hardware/index.js';
+
+/** What enrollment gave this device, kept across restarts so it never enrolls twice. */
+export interface DeviceIdentity {
+  deviceId: string;
+  /** The name it enrolled under; enrolling again with it returns the same deviceId. */
+  deviceName: string;
+  /** Bearer credential for every FleetService call but Enroll. */
+  credential: string;
+  /** ISO 8601; absent when the control plane gave no expiry. */
+  credentialExpiresAt?: string;
+  hardwareClass: string;
+  /** Raw ed25519 key that signs model manifests, base64; pinned at enrollment. */
+  manifestPublicKey: string;
+  natsUrl: string;
+  /** The control plane (host:port) that issued the credential. */
+  controlPlane: string;
+  /** The profile the control plane last accepted; heartbeats resend the profile when it differs. */
+  profile: HardwareProfile;
+}
+
+export const IDENTITY_FILE = 'identity.json';
+
+const IdentitySchema = z.object({
+  deviceId: z.string().min(1),
+  deviceName: z.string().min(1),
+  credential: z.string().min(1),
+  credentialExpiresAt: z.iso.datetime().optional(),
+  hardwareClass: z.string().min(1),
+  manifestPublicKey: z.base64(),
+  natsUrl: z.string(),
+  controlPlane: z.string().min(1),
+  profile: z.unknown(),
+});
+
+export class IdentityFileError extends EdgeforgeError {
+  override name = 'IdentityFileError';
+}
+
+/**
+ * `identity.json` in the agent's data directory. Written atomically with mode 0600 (it holds the
+ * credential); a file that does not parse is an error for a person to look at, never replaced.
+ */
+export class IdentityStore {
+  readonly file: string;
+
+  constructor(readonly dataDir: string) {
+    this.file = join(dataDir, IDENTITY_FILE);
+  }
+
+  /** The stored identity, or undefined when this device has not enrolled yet. */
+  async load(): Promise<DeviceIdentity | undefined> {
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new IdentityFileError(`cannot read ${this.file}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (err) {
+      throw this.corrupt(`it is not valid JSON (${(err as Error).message})`, err);
+    }
+    const parsed = IdentitySchema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw this.corrupt(`field "${issue?.path.join('.')}": ${issue?.message}`, parsed.error);
+    }
+    try {
+      return { ...parsed.data, profile: validateHardwareProfile(parsed.data.profile) };
+    } catch (err) {
+      if (!(err instanceof HardwareProfileError)) throw err;
+      throw this.corrupt(`field "profile.${err.field}": ${err.message}`, err);
+    }
+  }
+
+  /** Replaces the stored identity: temp file, fsync, rename, fsync of the folder. */
+  async save(identity: DeviceIdentity): Promise<void> {
+    await mkdir(this.dataDir, { recursive: true, mode: 0o700 });
+    const temp = join(this.dataDir, `.${IDENTITY_FILE}.${randomBytes(6).toString('hex')}.tmp`);
+    try {
+      const handle = await open(temp, 'wx', 0o600);
+      try {
+        // The umask may have taken bits off, never added: set the mode outright.
+        await handle.chmod(0o600);
+        await handle.writeFile(`${JSON.stringify(identity, null, 2)}\n`);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temp, this.file);
+    } catch (err) {
+      await unlink(temp).catch(() => {});
+      throw new IdentityFileError(`cannot write ${this.file}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    // Without this a power cut can lose the rename, and the device would enroll again.
+    const dir = await open(this.dataDir, 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  }
+
+  private corrupt(problem: string, cause: unknown): IdentityFileError {
+    return new IdentityFileError(
+      `${this.file} is corrupt: ${problem}. The agent will not overwrite it. Move it away or ` +
+        'delete it to enroll this device again (the same device name gets the same device id)',
+      { cause },
+    );
+  }
+}
