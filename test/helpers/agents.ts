@@ -41,7 +41,7 @@ export async function startTestAgent(
     profileOverrideFile: overrideFile,
     metricsAddress: '127.0.0.1:0',
     backoff: { baseMs: 50, capMs: 500 },
-    logger: createLogger('agent', process.env.EDGEFORGE_LOG_LEVEL ?? 'warn'),
+    logger: createLogger('agent', process.env.EDGEFORGE_LOG_LEVEL ?? 'error'),
     ...config,
   });
   onTestFinished(async () => {
