@@ -12,3 +12,5 @@ export * from './fleet-api.js';
 export * from './hardware/index.js';
 export * from './metrics-server.js';
 export * from './grpc-unary.js';
+export * from './manifest.js';
+export * from './desired-state.js';

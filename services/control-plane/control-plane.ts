@@ -8,7 +8,7 @@ import type { NatsConnection } from '../../common/nats.js';
 import { FleetServiceService } from '../../proto/gen/edgeforge/v1/fleet.pb.js';
 import { AdminServiceService } from '../../proto/gen/edgeforge/v1/admin.pb.js';
 import { CredentialAuthority } from './auth/credentials.js';
-import { loadOrCreateSecret } from './auth/secrets.js';
+import { loadOrCreateManifestKey, loadOrCreateSecret } from './auth/secrets.js';
 import { createAdminService } from './grpc/admin-service.js';
 import { createFleetService } from './grpc/fleet-service.js';
 import { createControlPlaneMetrics } from './metrics.js';
@@ -24,7 +24,10 @@ export interface TlsFiles {
 
 export interface ControlPlaneOptions {
   nats: NatsConnection;
-  /** Holds the credential signing key; create it once, keep it across restarts. */
+  /**
+   * Holds the credential key and the manifest signing key; created on first start, kept across
+   * restarts (agents' credentials and pinned keys depend on them).
+   */
   dataDir: string;
   enrollmentToken: string;
   adminToken: string;
@@ -71,6 +74,7 @@ export async function startControlPlane(
   const thresholds = connectivityThresholds(options.heartbeatIntervalSeconds * 1000);
   const credentialKey = await loadOrCreateSecret(`${options.dataDir}/credential.key`, 32);
   const authority = new CredentialAuthority(credentialKey, options.credentialTtlSeconds);
+  const manifestKey = await loadOrCreateManifestKey(`${options.dataDir}/manifest-signing.pem`);
 
   const metrics = createControlPlaneMetrics();
   const registry = await DeviceRegistry.open(options.nats, {
@@ -95,7 +99,7 @@ export async function startControlPlane(
       enrollmentToken: options.enrollmentToken,
       heartbeatIntervalSeconds: options.heartbeatIntervalSeconds,
       advertisedNatsUrl: options.advertisedNatsUrl,
-      manifestPublicKey: new Uint8Array(),
+      manifestPublicKey: manifestKey.publicKeyRaw,
     }),
   );
   server.addService(AdminServiceService, createAdminService(ctx, registry, thresholds));

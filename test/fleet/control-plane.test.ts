@@ -5,6 +5,7 @@ import { Kvm } from '@nats-io/kv';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { profileToProto } from '../../common/fleet-api.js';
 import { KV_BUCKETS } from '../../common/names.js';
+import { loadManifestKeyPair } from '../../common/manifest.js';
 import { CredentialAuthority } from '../../services/control-plane/auth/credentials.js';
 import { DeviceState, type EnrollRequest } from '../../proto/gen/edgeforge/v1/fleet.pb.js';
 import { Connectivity } from '../../proto/gen/edgeforge/v1/admin.pb.js';
@@ -67,6 +68,11 @@ describe('control plane', () => {
     expect(enrolled.deviceId).toMatch(/^d-[0-9a-f]{20}$/);
     expect(enrolled.hardwareClass).toBe('aarch64-neon-nofp16-cpu-4g');
     expect(enrolled.credentialExpiresAt!.getTime()).toBeGreaterThan(Date.now());
+    // The fleet's manifest key, created on first start; devices pin it to verify models.
+    const { publicKeyRaw } = loadManifestKeyPair(
+      await readFile(`${cp.dataDir}/manifest-signing.pem`, 'utf8'),
+    );
+    expect(Buffer.from(enrolled.manifestPublicKey)).toEqual(publicKeyRaw);
 
     for (let i = 0; i < 3; i++) {
       const beat = await api.heartbeat(

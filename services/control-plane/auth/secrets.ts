@@ -1,6 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import {
+  generateManifestKeyPair,
+  loadManifestKeyPair,
+  type ManifestKeyPair,
+} from '../../../common/manifest.js';
 
 /**
  * Reads a secret file, or creates it with `bytes` random bytes (mode 0600, written atomically)
@@ -16,6 +21,14 @@ export async function loadOrCreateToken(path: string): Promise<string> {
     Buffer.from(randomBytes(24).toString('base64url')),
   );
   return token.toString('utf8').trim();
+}
+
+/** The fleet's ed25519 manifest signing key (PKCS#8 PEM), created on first start. */
+export async function loadOrCreateManifestKey(path: string): Promise<ManifestKeyPair> {
+  const pem = await loadOrCreate(path, 1, () =>
+    Buffer.from(generateManifestKeyPair().privateKeyPem),
+  );
+  return loadManifestKeyPair(pem.toString('utf8'));
 }
 
 async function loadOrCreate(path: string, bytes: number, generate: () => Buffer): Promise<Buffer> {
