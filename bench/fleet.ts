@@ -98,6 +98,7 @@ async function measure(
     env: {
       ...process.env,
       EDGEFORGE_NATS_URL: nats.url,
+      EDGEFORGE_CP_ADVERTISED_NATS_URL: nats.agentUrl,
       EDGEFORGE_CP_LISTEN: `127.0.0.1:${port}`,
       EDGEFORGE_CP_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
       EDGEFORGE_CP_DATA_DIR: join(dir, 'cp'),

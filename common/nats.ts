@@ -22,21 +22,42 @@ export async function connectNats(
   url: string,
   options: NatsConnectOptions,
 ): Promise<NatsConnection> {
+  const { server, user, pass } = splitCredentials(url);
   try {
     return await connect({
-      servers: url,
+      servers: server,
       name: options.name,
-      user: options.user,
-      pass: options.pass,
+      user: options.user ?? user,
+      pass: options.pass ?? pass,
       timeout: options.timeoutMs ?? 5_000,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 1_000,
     });
   } catch (cause) {
     throw new ServiceUnreachableError(
-      `cannot reach NATS at ${url} (${(cause as Error).message}). Start the embedded stack with ` +
+      `cannot reach NATS at ${redactUrl(url)} (${(cause as Error).message}). Start the embedded stack with ` +
         '`edgeforge up`, or set EDGEFORGE_NATS_URL to your NATS server.',
-      { cause, context: { natsUrl: url } },
+      { cause, context: { natsUrl: redactUrl(url) } },
     );
   }
+}
+
+/**
+ * nats://user:pass@host:port → the server and the credentials: URLs carry credentials through
+ * one environment variable (EDGEFORGE_NATS_URL), but the client takes them as options.
+ */
+export function splitCredentials(url: string): { server: string; user?: string; pass?: string } {
+  const match = /^([a-z]+:\/\/)([^:@/]+):([^@/]*)@(.+)$/.exec(url);
+  if (!match) return { server: url };
+  const [, scheme, user, pass, rest] = match;
+  return {
+    server: `${scheme}${rest}`,
+    user: decodeURIComponent(user!),
+    pass: decodeURIComponent(pass!),
+  };
+}
+
+/** The URL with any password masked, for logs and error messages. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
 }

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { redactUrl } from '../../common/nats.js';
 import { startStackForCli } from '../stack-session.js';
 
 export function registerUp(program: Command): void {
@@ -14,7 +15,7 @@ export function registerUp(program: Command): void {
       process.stdout.write(
         [
           'edgeforge stack is up (Ctrl-C stops it)',
-          `  NATS              ${e.natsUrl}`,
+          `  NATS              ${redactUrl(e.natsUrl)}`,
           `  Temporal          ${e.temporalAddress}`,
           ...(e.temporalUiUrl ? [`  Temporal UI       ${e.temporalUiUrl}`] : []),
           `  control plane     ${e.controlPlaneAddress} (metrics ${e.controlPlaneMetricsUrl})`,

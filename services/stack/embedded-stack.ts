@@ -1,5 +1,6 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { redactUrl } from '../../common/nats.js';
 import { REPO_ROOT, type Toolchain } from './toolchain.js';
 import { ManagedProcess, freePort } from './managed-process.js';
 import { startNatsServer } from './nats-server.js';
@@ -68,7 +69,7 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
       }),
     ]);
     started.push(nats, temporal);
-    progress(`nats ${nats.url}, temporal ${temporal.address}`);
+    progress(`nats ${redactUrl(nats.url)}, temporal ${temporal.address}`);
 
     progress('starting the control plane, the gpu worker and the orchestrator worker');
     const env = {
@@ -83,6 +84,7 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
       EDGEFORGE_CP_LISTEN: `127.0.0.1:${cpPort}`,
       EDGEFORGE_CP_METRICS_LISTEN: `127.0.0.1:${cpMetricsPort}`,
       EDGEFORGE_CP_DATA_DIR: controlPlaneDir,
+      EDGEFORGE_CP_ADVERTISED_NATS_URL: nats.agentUrl,
     };
     const [controlPlane, gpuWorker, orchestrator] = await Promise.all([
       startNodeService(

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { ManagedProcess } from './managed-process.js';
 
@@ -13,17 +14,28 @@ export interface NatsServerOptions {
   port?: number;
   configFile?: string;
   logFile?: string;
+  /** Keep the passwords across a restart on the same port; random otherwise. */
+  passwords?: { service: string; agent: string };
 }
 
 export interface RunningNatsServer {
+  /** For the central services: credentials of the full-access user embedded. */
   url: string;
+  /** For edge agents: credentials of the read-only agent user embedded. */
+  agentUrl: string;
   port: number;
+  passwords: { service: string; agent: string };
   process: ManagedProcess;
   stop(): Promise<void>;
 }
 
-/** Starts nats-server with JetStream on 127.0.0.1 and waits until it accepts clients. */
+/**
+ * Starts nats-server with JetStream on 127.0.0.1 and waits until it accepts clients. The users of
+ * deploy/nats/dev.conf get fresh random passwords, which the returned URLs carry.
+ */
 export async function startNatsServer(options: NatsServerOptions): Promise<RunningNatsServer> {
+  const password = options.passwords?.service ?? randomBytes(18).toString('base64url');
+  const agentPassword = options.passwords?.agent ?? randomBytes(18).toString('base64url');
   const proc = new ManagedProcess({
     name: 'nats-server',
     command: options.binary,
@@ -39,6 +51,11 @@ export async function startNatsServer(options: NatsServerOptions): Promise<Runni
       '-sd',
       options.storeDir,
     ],
+    env: {
+      ...process.env,
+      EDGEFORGE_NATS_PASSWORD: password,
+      EDGEFORGE_NATS_AGENT_PASSWORD: agentPassword,
+    },
     logFile: options.logFile,
   });
   try {
@@ -48,7 +65,14 @@ export async function startNatsServer(options: NatsServerOptions): Promise<Runni
     );
     await proc.waitForLine(/Server is ready/, 20_000);
     const port = Number(match[1]);
-    return { url: `nats://127.0.0.1:${port}`, port, process: proc, stop: () => proc.stop() };
+    return {
+      url: `nats://edgeforge:${password}@127.0.0.1:${port}`,
+      agentUrl: `nats://agent:${agentPassword}@127.0.0.1:${port}`,
+      port,
+      passwords: { service: password, agent: agentPassword },
+      process: proc,
+      stop: () => proc.stop(),
+    };
   } catch (err) {
     await proc.stop();
     throw err;

@@ -58,7 +58,7 @@ export async function startTestControlPlane(
     logger: createLogger('control-plane', process.env.EDGEFORGE_LOG_LEVEL ?? 'warn'),
     listen: '127.0.0.1:0',
     metricsListen: '127.0.0.1:0',
-    advertisedNatsUrl: testStack().natsUrl,
+    advertisedNatsUrl: testStack().agentNatsUrl,
     heartbeatIntervalSeconds: 1,
     credentialTtlSeconds: 3600,
     ...overrides,

@@ -8,6 +8,7 @@ import {
   startNatsServer,
   startTemporalDevServer,
 } from '../../services/stack/index.js';
+import { redactUrl } from '../../common/nats.js';
 import type { TestStack } from './stack.js';
 
 const DIR_PREFIX = 'edgeforge-test-';
@@ -60,11 +61,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
     logFile: join(dir, 'gpu-worker.log'),
   });
   console.log(
-    `[stack] nats ${nats.url}, temporal ${temporal.address}, gpu worker pid ${gpuWorker.pid}` +
+    `[stack] nats ${redactUrl(nats.url)}, temporal ${temporal.address}, gpu worker pid ${gpuWorker.pid}` +
       ` (up in ${((Date.now() - started) / 1000).toFixed(1)}s, logs in ${dir})`,
   );
   const stack: TestStack = {
     natsUrl: nats.url,
+    agentNatsUrl: nats.agentUrl,
     temporalAddress: temporal.address,
     logDir: dir,
   };

@@ -6,7 +6,10 @@ import { connectNats, type NatsConnection } from '../../common/nats.js';
 
 /** Addresses of the services that global-setup.ts started for this run. */
 export interface TestStack {
+  /** Full-access NATS user (what the central services use). */
   natsUrl: string;
+  /** Read-only agent NATS user (what the control plane hands to agents). */
+  agentNatsUrl: string;
   temporalAddress: string;
   logDir: string;
 }
