@@ -1,0 +1,1276 @@
+/**
+ * The deployment files (deploy/docker, deploy/compose, deploy/k8s) checked against the code. No
+ * Docker engine or cluster runs here, so this is what keeps them honest: names are read from the
+ * sources (environment variables, data-dir files, NATS buckets, entry points), so a rename in the
+ * code fails here, and the health probes run against the real services of the test stack.
+ */
+import { execFile, spawnSync } from 'node:child_process';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, posix, relative, resolve } from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { EdgeAgent } from '../../agent/index.js';
+import { createLogger } from '../../common/logger.js';
+import { KV_BUCKETS, OBJECT_BUCKETS } from '../../common/names.js';
+import { loadToolchain, REPO_ROOT } from '../../services/stack/index.js';
+import { ENROLLMENT_TOKEN, startTestControlPlane } from '../helpers/control-plane.js';
+import { testStack } from '../helpers/stack.js';
+
+// ---------------------------------------------------------------------------------------------
+// Where things are
+
+const ROOT = resolve(REPO_ROOT);
+const COMPOSE_DIR = join(ROOT, 'deploy/compose');
+const K8S_BASE = join(ROOT, 'deploy/k8s/base');
+const K8S_PRODUCTION = join(ROOT, 'deploy/k8s/overlays/production');
+const NODE_DOCKERFILE = join(ROOT, 'deploy/docker/node.Dockerfile');
+const GPU_DOCKERFILE = join(ROOT, 'deploy/docker/gpu-worker.Dockerfile');
+/** Our images; every other image is a third-party server whose variables we don't own. */
+const NODE_IMAGE = 'edgeforge/edgeforge';
+const GPU_IMAGE = 'edgeforge/gpu-worker';
+/** Where the node image keeps the repository (its WORKDIR, with the repo's own layout). */
+const APP = '/app';
+/** Files someone else adds later (Prometheus and Grafana config): checked once they exist. */
+const LATER = ['deploy/prometheus', 'deploy/grafana'];
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+type Json = Record<string, unknown>;
+const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+const obj = (v: unknown): Json => (isObj(v) ? v : {});
+const objs = (v: unknown): Json[] => (Array.isArray(v) ? v.filter(isObj) : []);
+/** A scalar as text ('' for nothing), anything else as JSON. */
+const str = (v: unknown): string =>
+  typeof v === 'string'
+    ? v
+    : typeof v === 'number' || typeof v === 'boolean'
+      ? `${v}`
+      : v == null
+        ? ''
+        : JSON.stringify(v);
+const strs = (v: unknown): string[] => (Array.isArray(v) ? v.map(str) : []);
+const read = (path: string) => readFileSync(path, 'utf8');
+const rel = (path: string) => relative(ROOT, path);
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(dir, entry.name);
+    return entry.isDirectory() ? filesUnder(path) : [path];
+  });
+}
+
+interface JsYaml {
+  Type: new (
+    tag: string,
+    options: { kind: 'scalar' | 'sequence' | 'mapping'; construct: () => unknown },
+  ) => unknown;
+  DEFAULT_SCHEMA: { extend(types: unknown[]): unknown };
+  loadAll(input: string, iterator: null, options: { schema: unknown; filename: string }): unknown[];
+}
+// js-yaml is installed (ESLint depends on it) but ships no type declarations: typed here.
+const yaml = createRequire(import.meta.url)('js-yaml') as JsYaml;
+// Compose's `!reset` (compose.cpu.yaml) removes what the file it overrides set.
+const SCHEMA = yaml.DEFAULT_SCHEMA.extend(
+  (['scalar', 'sequence', 'mapping'] as const).map(
+    (kind) => new yaml.Type('!reset', { kind, construct: () => null }),
+  ),
+);
+
+function parseYaml(text: string, filename: string): Json[] {
+  return yaml.loadAll(text, null, { schema: SCHEMA, filename }).filter(isObj);
+}
+
+const loadYaml = (path: string) => parseYaml(read(path), path);
+
+function imageTagProblem(image: string): string | undefined {
+  if (/@sha256:[0-9a-f]{64}$/.test(image)) return undefined;
+  const tag = image.split('/').pop()!.split(':')[1];
+  if (!tag) return `${image} has no tag`;
+  if (tag === 'latest') return `${image} uses the moving tag latest`;
+  return undefined;
+}
+
+/** host:port or a URL → its port. */
+function portOf(address: string): number {
+  return Number(new URL(address.includes('://') ? address : `tcp://${address}`).port);
+}
+
+/** Runs a probe command as the container would, with /app mapped to this checkout. */
+async function runProbe(argv: string[], env: Record<string, string>): Promise<number> {
+  const [command, ...args] = argv.map((a) =>
+    a.startsWith(`${APP}/`) ? join(ROOT, a.slice(APP.length + 1)) : a,
+  );
+  const program =
+    command === 'node' ? process.execPath : command === 'python' ? loadToolchain().python : command;
+  // Asynchronous on purpose: the control plane under test answers from this very process.
+  return new Promise((done) => {
+    const options = { cwd: ROOT, env: { PATH: process.env.PATH, ...env }, timeout: 20_000 };
+    execFile(program!, args, options, (err) =>
+      done(err ? (typeof err.code === 'number' ? err.code : -1) : 0),
+    );
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The code: what each process loads and which EDGEFORGE_* variables it mentions
+
+/**
+ * Every file a TypeScript entry point loads: relative imports, and `new URL('./x', import.meta.url)`
+ * (which may name a folder).
+ */
+function moduleGraph(entry: string): Set<string> {
+  const seen = new Set<string>();
+  const visit = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    if (!file.endsWith('.ts')) return;
+    const source = read(file);
+    const specifiers = [
+      ...source.matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g),
+      ...source.matchAll(/new URL\(\s*'(\.{1,2}\/[^']+)',\s*import\.meta\.url/g),
+    ].map((m) => resolve(dirname(file), m[1]!));
+    for (const specifier of specifiers) {
+      const target = [specifier.replace(/\.js$/, '.ts'), specifier, `${specifier}/index.ts`].find(
+        (c) => existsSync(c),
+      );
+      if (!target) throw new Error(`${rel(file)} imports ${specifier}, which does not exist`);
+      if (statSync(target).isFile()) visit(target);
+      else seen.add(target);
+    }
+  };
+  visit(join(ROOT, entry));
+  return seen;
+}
+
+const ENV_NAME = /\bEDGEFORGE_[A-Z0-9_]+\b/g;
+
+function envNamesIn(files: Iterable<string>): Set<string> {
+  const names = new Set<string>();
+  for (const file of files) for (const [name] of read(file).matchAll(ENV_NAME)) names.add(name);
+  return names;
+}
+
+const GPU_WORKER_SOURCES = filesUnder(join(ROOT, 'services/gpu-worker/edgeforge_gpu')).filter((f) =>
+  f.endsWith('.py'),
+);
+
+/** The EDGEFORGE_* variables a process of ours reads: the node image's entry file, or the gpu worker. */
+function envNamesReadBy(container: OurContainer): Set<string> {
+  return container.image === 'gpu'
+    ? envNamesIn(GPU_WORKER_SOURCES)
+    : envNamesIn([...moduleGraph(container.entry)].filter((f) => f.endsWith('.ts')));
+}
+
+/** The files the control plane reads from (or creates in) its data directory, from its source. */
+function controlPlaneDataDirFiles(): string[] {
+  const sources = ['control-plane.ts', 'main.ts'].map((f) =>
+    read(join(ROOT, 'services/control-plane', f)),
+  );
+  return sources
+    .flatMap((s) => [
+      ...s.matchAll(/dataDir\}\/([\w.-]+)`/g),
+      ...s.matchAll(/join\(dataDir, '([\w.-]+)'\)/g),
+    ])
+    .map((m) => m[1]!)
+    .sort();
+}
+
+/** One container running one of our images, wherever it is declared. */
+interface OurContainer {
+  where: string;
+  image: 'node' | 'gpu';
+  /** The file tsx runs (node image). */
+  entry: string;
+  env: Map<string, string>;
+  probes: string[][];
+}
+
+function checkEnvironment(container: OurContainer, problems: string[]): void {
+  const read = envNamesReadBy(container);
+  const values = [...container.env.values()];
+  for (const name of container.env.keys()) {
+    if (name.startsWith('EDGEFORGE_')) {
+      if (!read.has(name)) {
+        problems.push(
+          `${container.where} sets ${name}, which ${container.image === 'gpu' ? 'the gpu worker' : container.entry} never reads`,
+        );
+      }
+    } else if (!values.some((v) => v.includes(`$(${name})`))) {
+      // Anything else is only allowed as a part of another variable: NATS_PASSWORD → the URL.
+      problems.push(`${container.where} sets ${name}, which nothing reads`);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dockerfiles
+
+interface Copy {
+  sources: string[];
+  /** Absolute path in the image. */
+  dest: string;
+  fromStage: boolean;
+}
+
+interface Dockerfile {
+  images: string[];
+  /** CMD's first word: the node image's default entry file. */
+  cmd: string;
+  copies: Copy[];
+  env: string[];
+}
+
+function parseDockerfile(path: string): Dockerfile {
+  const lines = read(path)
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
+  const result: Dockerfile = { images: [], cmd: '', copies: [], env: [] };
+  const stages = new Set<string>();
+  let workdir = '/';
+  for (const line of lines) {
+    const [instruction, ...words] = line.split(/\s+/);
+    switch (instruction!.toUpperCase()) {
+      case 'FROM': {
+        if (!stages.has(words[0]!)) result.images.push(words[0]!);
+        if (words[1]?.toUpperCase() === 'AS') stages.add(words[2]!);
+        break;
+      }
+      case 'CMD':
+        result.cmd = strs(JSON.parse(line.slice(instruction!.length)))[0] ?? '';
+        break;
+      case 'WORKDIR':
+        workdir = posix.resolve(workdir, words[0]!);
+        break;
+      case 'ENV':
+        result.env.push(...[...line.matchAll(/\b([A-Za-z_][A-Za-z0-9_]*)=/g)].map((m) => m[1]!));
+        break;
+      case 'COPY': {
+        const fromStage = words.some((w) => w.startsWith('--from='));
+        const paths = words.filter((w) => !w.startsWith('--'));
+        const dest = posix.resolve(workdir, paths.pop()!);
+        result.copies.push({ sources: paths, dest, fromStage });
+        break;
+      }
+    }
+  }
+  return result;
+}
+
+/** Where a COPY puts one of its sources. */
+function copiedTo(copy: Copy, source: string): string {
+  const intoFolder = copy.dest.endsWith('/') || copy.sources.length > 1;
+  return intoFolder ? posix.join(copy.dest, basename(source)) : copy.dest;
+}
+
+const DOCKERIGNORE = read(join(ROOT, '.dockerignore'))
+  .split('\n')
+  .map((l) => l.trim())
+  .filter((l) => l !== '' && !l.startsWith('#'));
+
+/** .dockerignore's patterns (Go filepath.Match plus `**`); a matched folder excludes its contents. */
+function dockerignored(path: string): boolean {
+  let ignored = false;
+  for (const line of DOCKERIGNORE) {
+    const negated = line.startsWith('!');
+    const glob = (negated ? line.slice(1) : line).replace(/^\/+|\/+$/g, '');
+    let re = '';
+    for (let i = 0; i < glob.length; i++) {
+      if (glob.startsWith('**/', i)) [re, i] = [`${re}(?:.*/)?`, i + 2];
+      else if (glob.startsWith('**', i)) [re, i] = [`${re}.*`, i + 1];
+      else if (glob[i] === '*') re += '[^/]*';
+      else if (glob[i] === '?') re += '[^/]';
+      else re += glob[i]!.replace(/[.+^${}()|[\]\\]/, '\\$&');
+    }
+    if (new RegExp(`^${re}(?:/.*)?$`).test(path)) ignored = !negated;
+  }
+  return ignored;
+}
+
+const IMAGES = { node: parseDockerfile(NODE_DOCKERFILE), gpu: parseDockerfile(GPU_DOCKERFILE) };
+
+/** Whether the image holds this repository file at /app/<same path>. */
+function inNodeImage(repoPath: string): boolean {
+  return (
+    !dockerignored(repoPath) &&
+    IMAGES.node.copies.some(
+      (copy) =>
+        !copy.fromStage &&
+        copy.sources.some(
+          (source) =>
+            copiedTo(copy, source) === posix.join(APP, source) &&
+            (repoPath === source || repoPath.startsWith(`${source}/`)),
+        ),
+    )
+  );
+}
+
+/** Whether a probe's script (an absolute path in the image) is copied there from the repo. */
+function probeScriptProblem(argv: string[], image: 'node' | 'gpu'): string | undefined {
+  const script = argv.find((a) => a.startsWith('/'));
+  if (!script) return `probe ${argv.join(' ')} names no script`;
+  const copy = IMAGES[image].copies.find((c) => c.sources.some((s) => copiedTo(c, s) === script));
+  if (!copy) return `probe script ${script} is not copied into the ${image} image`;
+  if (!existsSync(join(ROOT, copy.sources[0]!)))
+    return `probe script source ${copy.sources[0]} is missing`;
+  return undefined;
+}
+
+describe('YAML', () => {
+  it('every YAML file under deploy/ parses', () => {
+    const files = filesUnder(join(ROOT, 'deploy')).filter((f) => /\.ya?ml$/.test(f));
+    expect(files.length).toBeGreaterThan(10);
+    for (const file of files) expect(loadYaml(file).length, rel(file)).toBeGreaterThan(0);
+  });
+});
+
+describe('Dockerfiles', () => {
+  it('copy files that exist and are in the build context, into tagged base images', () => {
+    const problems: string[] = [];
+    for (const [name, image] of Object.entries(IMAGES)) {
+      for (const base of image.images) {
+        const problem = imageTagProblem(base);
+        if (problem) problems.push(`${name} image: FROM ${problem}`);
+      }
+      for (const copy of image.copies.filter((c) => !c.fromStage)) {
+        for (const source of copy.sources) {
+          if (!existsSync(join(ROOT, source))) problems.push(`${name}: COPY ${source}: missing`);
+          if (dockerignored(source)) problems.push(`${name}: COPY ${source}: in .dockerignore`);
+        }
+      }
+    }
+    for (const path of ['node_modules', '.edgeforge', 'bench-results', 'agent/node_modules']) {
+      if (!dockerignored(path)) problems.push(`.dockerignore lets ${path} into the build context`);
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('install, with npm ci --omit=dev, every package the services import at run time', () => {
+    expect(read(NODE_DOCKERFILE)).toMatch(/npm ci --ignore-scripts --omit=dev/);
+    const dependencies = Object.keys(
+      obj(obj(JSON.parse(read(join(ROOT, 'package.json')))).dependencies),
+    );
+    const entries = ['services/control-plane/main.ts', 'workflows/main.ts', 'agent/main.ts'];
+    const missing = new Set<string>();
+    for (const file of entries.flatMap((e) => [...moduleGraph(e)])) {
+      if (!file.endsWith('.ts')) continue;
+      // Type-only imports are erased; everything else is loaded from node_modules.
+      const statements = read(file).matchAll(
+        /(?:^|[;}\n])\s*(?:import|export)(\s+type)?\b[^;]*?from\s*'([^'.][^']*)'|import\('([^'.][^']*)'\)/g,
+      );
+      for (const [, typeOnly, fromPath, dynamicPath] of statements) {
+        const specifier = fromPath ?? dynamicPath!;
+        if (typeOnly || specifier.startsWith('node:')) continue;
+        const name = specifier
+          .split('/')
+          .slice(0, specifier.startsWith('@') ? 2 : 1)
+          .join('/');
+        if (!dependencies.includes(name)) missing.add(`${name} (${rel(file)})`);
+      }
+    }
+    expect([...missing]).toEqual([]);
+  });
+
+  it('set only EDGEFORGE_* variables the code reads', () => {
+    const entries = ['services/control-plane/main.ts', 'workflows/main.ts', 'agent/main.ts'];
+    const everything = envNamesIn(
+      [...entries.flatMap((e) => [...moduleGraph(e)]), ...GPU_WORKER_SOURCES].filter((f) =>
+        /\.(ts|py)$/.test(f),
+      ),
+    );
+    const unread = [...IMAGES.node.env, ...IMAGES.gpu.env].filter(
+      (name) => name.startsWith('EDGEFORGE_') && !everything.has(name),
+    );
+    expect(unread).toEqual([]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Compose
+
+const ENV_EXAMPLE = new Map(
+  read(join(COMPOSE_DIR, '.env.example'))
+    .split('\n')
+    .filter((l) => /^[A-Za-z_][A-Za-z0-9_]*=/.test(l))
+    .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const),
+);
+
+/** compose.yaml with ${VAR} references replaced from .env.example, as compose does with .env. */
+function loadCompose(file: string, problems: string[], referenced: Set<string>): Json {
+  const interpolate = (value: string): string => {
+    if (/(^|[^$])\$[A-Za-z_]/.test(value)) problems.push(`${value}: write \${VAR}, not $VAR`);
+    return value.replace(
+      /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}/g,
+      (match, name?: string, operator?: string, argument?: string) => {
+        if (match === '$$') return '$';
+        referenced.add(name!);
+        const value = ENV_EXAMPLE.get(name!);
+        if (value !== undefined && value !== '') return value;
+        if (operator?.endsWith('-')) return argument ?? '';
+        problems.push(`\${${name}} is not in .env.example and has no default`);
+        return '';
+      },
+    );
+  };
+  const walk = (node: unknown): unknown =>
+    typeof node === 'string'
+      ? interpolate(node)
+      : Array.isArray(node)
+        ? node.map(walk)
+        : isObj(node)
+          ? Object.fromEntries(Object.entries(node).map(([k, v]) => [k, walk(v)]))
+          : node;
+  const docs = loadYaml(file);
+  expect(docs, `${rel(file)} holds one document`).toHaveLength(1);
+  return walk(docs[0]) as Json;
+}
+
+function composeEnv(service: Json): Map<string, string> {
+  const env = service.environment;
+  if (Array.isArray(env)) {
+    return new Map(env.map(String).map((e) => [e.split('=')[0]!, e.split('=').slice(1).join('=')]));
+  }
+  return new Map(Object.entries(obj(env)).map(([k, v]) => [k, v == null ? '' : str(v)]));
+}
+
+interface Mount {
+  source?: string;
+  target: string;
+  bind: boolean;
+}
+
+function composeMounts(service: Json): Mount[] {
+  return (Array.isArray(service.volumes) ? service.volumes : []).map((v: unknown) => {
+    if (isObj(v)) {
+      const source = v.source === undefined ? undefined : str(v.source);
+      return { source, target: str(v.target), bind: v.type === 'bind' };
+    }
+    const parts = str(v).split(':');
+    if (parts.length === 1) return { target: parts[0]!, bind: false };
+    return { source: parts[0]!, target: parts[1]!, bind: /^[./~]/.test(parts[0]!) };
+  });
+}
+
+const composeProblems: string[] = [];
+const composeVars = new Set<string>();
+const compose = loadCompose(join(COMPOSE_DIR, 'compose.yaml'), composeProblems, composeVars);
+const services = obj(compose.services);
+
+function composeContainers(): OurContainer[] {
+  return Object.entries(services).flatMap(([name, s]) => {
+    const service = obj(s);
+    const image = str(service.image ?? '');
+    if (!image.startsWith(`${NODE_IMAGE}:`) && !image.startsWith(`${GPU_IMAGE}:`)) return [];
+    const healthcheck = strs(obj(service.healthcheck).test);
+    const gpu = image.startsWith(`${GPU_IMAGE}:`);
+    return [
+      {
+        where: `compose service ${name}`,
+        image: gpu ? 'gpu' : 'node',
+        entry: gpu ? '' : (strs(service.command)[0] ?? IMAGES.node.cmd),
+        env: composeEnv(service),
+        probes: healthcheck[0] === 'CMD' ? [healthcheck.slice(1)] : [],
+      } satisfies OurContainer,
+    ];
+  });
+}
+
+describe('compose', () => {
+  it('takes every ${VAR} from .env.example, which holds nothing else', () => {
+    const unused = [...ENV_EXAMPLE.keys()].filter((name) => !composeVars.has(name));
+    expect([...composeProblems, ...unused.map((n) => `.env.example: ${n} is never used`)]).toEqual(
+      [],
+    );
+  });
+
+  it('depends only on services that exist, with conditions they can meet', () => {
+    const problems: string[] = [];
+    for (const [name, s] of Object.entries(services)) {
+      const dependsOn = obj(s).depends_on;
+      const deps: [string, string][] = Array.isArray(dependsOn)
+        ? dependsOn.map((d) => [str(d), 'service_started'])
+        : Object.entries(obj(dependsOn)).map(([d, v]) => [d, str(obj(v).condition)]);
+      for (const [dep, condition] of deps) {
+        const target = services[dep];
+        if (!isObj(target)) problems.push(`${name} depends on ${dep}, which is not a service`);
+        else if (condition === 'service_healthy' && !isObj(target.healthcheck)) {
+          problems.push(`${name} waits for ${dep} to be healthy, but ${dep} has no healthcheck`);
+        } else if (
+          !['service_started', 'service_healthy', 'service_completed_successfully'].includes(
+            condition,
+          )
+        ) {
+          problems.push(`${name} depends on ${dep} with unknown condition ${condition}`);
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('declares every named volume, secret and config it uses, and mounts files that exist', () => {
+    const problems: string[] = [];
+    const declared = (key: string) => new Set(Object.keys(obj(compose[key])));
+    const volumes = declared('volumes');
+    const usedVolumes = new Set<string>();
+    for (const [name, s] of Object.entries(services)) {
+      const service = obj(s);
+      for (const mount of composeMounts(service)) {
+        if (mount.bind) {
+          const path = resolve(COMPOSE_DIR, mount.source!);
+          const later = LATER.find((l) => rel(path).startsWith(l));
+          // Paths still to come are checked once their folder exists.
+          if (later && !existsSync(join(ROOT, later))) continue;
+          if (!existsSync(path)) problems.push(`${name} mounts ${mount.source}: no such path`);
+        } else if (mount.source !== undefined) {
+          usedVolumes.add(mount.source);
+          if (!volumes.has(mount.source))
+            problems.push(`${name} mounts volume ${mount.source}: not declared`);
+        }
+      }
+      for (const key of ['secrets', 'configs']) {
+        for (const ref of (Array.isArray(service[key]) ? service[key] : []) as unknown[]) {
+          const refName = isObj(ref) ? str(ref.source) : str(ref);
+          if (!declared(key).has(refName))
+            problems.push(`${name} uses ${key} ${refName}: not declared`);
+        }
+      }
+      const build = service.build;
+      if (isObj(build)) {
+        const dockerfile = resolve(COMPOSE_DIR, str(build.context ?? '.'), str(build.dockerfile));
+        if (!existsSync(dockerfile)) problems.push(`${name} builds ${rel(dockerfile)}: missing`);
+      }
+    }
+    for (const volume of volumes) {
+      if (!usedVolumes.has(volume)) problems.push(`volume ${volume} is declared but never mounted`);
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('uses tagged images only, and our images with the Dockerfiles the tests check', () => {
+    const problems: string[] = [];
+    for (const [name, s] of Object.entries(services)) {
+      const service = obj(s);
+      const problem = imageTagProblem(str(service.image ?? `${name} has no image`));
+      if (problem) problems.push(`${name}: ${problem}`);
+      const dockerfile = str(obj(service.build).dockerfile ?? '');
+      if (
+        str(service.image).startsWith(`${NODE_IMAGE}:`) &&
+        !dockerfile.endsWith('node.Dockerfile')
+      )
+        problems.push(`${name} runs ${NODE_IMAGE} but does not build it from node.Dockerfile`);
+      if (
+        str(service.image).startsWith(`${GPU_IMAGE}:`) &&
+        !dockerfile.endsWith('gpu-worker.Dockerfile')
+      )
+        problems.push(`${name} runs ${GPU_IMAGE} but does not build it from gpu-worker.Dockerfile`);
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('reserves a GPU for the gpu worker (and compose.cpu.yaml only overrides services that exist)', () => {
+    const gpuWorker = obj(services['gpu-worker']);
+    expect(str(gpuWorker.image)).toMatch(new RegExp(`^${GPU_IMAGE}:`));
+    const devices = objs(obj(obj(obj(gpuWorker.deploy).resources).reservations).devices);
+    expect(devices.some((d) => strs(d.capabilities).includes('gpu'))).toBe(true);
+
+    const cpu = loadCompose(join(COMPOSE_DIR, 'compose.cpu.yaml'), [], new Set());
+    expect(Object.keys(obj(cpu.services)).filter((s) => !(s in services))).toEqual([]);
+  });
+
+  it('runs our services with health checks, entry points the image holds, and variables the code reads', () => {
+    const problems: string[] = [];
+    const containers = composeContainers();
+    expect(containers.map((c) => c.where)).toEqual(
+      expect.arrayContaining(
+        ['control-plane', 'orchestrator', 'gpu-worker'].map((s) => `compose service ${s}`),
+      ),
+    );
+    for (const container of containers) {
+      if (container.probes.length === 0) problems.push(`${container.where} has no CMD healthcheck`);
+      for (const probe of container.probes) {
+        const problem = probeScriptProblem(probe, container.image);
+        if (problem) problems.push(`${container.where}: ${problem}`);
+      }
+      if (container.image === 'node') {
+        for (const file of moduleGraph(container.entry)) {
+          if (!inNodeImage(rel(file)))
+            problems.push(`${container.where} needs ${rel(file)}, not in the image`);
+        }
+      }
+      checkEnvironment(container, problems);
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('gives the simulated agents profiles whose cpuinfo dumps resolve in the repo and in the container', () => {
+    const problems: string[] = [];
+    const agents = composeContainers().filter((c) => c.entry === 'agent/main.ts');
+    expect(agents.length).toBeGreaterThanOrEqual(3);
+    for (const agent of agents) {
+      const service = obj(services[agent.where.replace('compose service ', '')]);
+      // Mounts under /app keep the repository's layout, so relative paths mean the same thing.
+      for (const mount of composeMounts(service).filter(
+        (m) => m.bind && m.target.startsWith(`${APP}/`),
+      )) {
+        const repoPath = rel(resolve(COMPOSE_DIR, mount.source!));
+        if (mount.target !== `${APP}/${repoPath}`)
+          problems.push(
+            `${agent.where}: ${mount.source} is mounted at ${mount.target}, not ${APP}/${repoPath}`,
+          );
+      }
+      const profile = agent.env.get('EDGEFORGE_AGENT_PROFILE') ?? '';
+      const inRepo = join(ROOT, profile.slice(APP.length + 1));
+      const mounted = composeMounts(service).some(
+        (m) => m.bind && profile.startsWith(`${m.target}/`),
+      );
+      if (!profile.startsWith(`${APP}/`) || !existsSync(inRepo) || !mounted) {
+        problems.push(`${agent.where}: profile ${profile} is not a mounted file of the repository`);
+        continue;
+      }
+      const cpuinfo = str(obj(JSON.parse(read(inRepo))).cpuinfoFile);
+      const dump = resolve(dirname(inRepo), cpuinfo);
+      const dumpMounted = composeMounts(service).some(
+        (m) => m.bind && `${APP}/${rel(dump)}`.startsWith(`${m.target}/`),
+      );
+      if (!existsSync(dump) || !dumpMounted)
+        problems.push(`${agent.where}: cpuinfo ${cpuinfo} is not a mounted file`);
+    }
+    expect(problems).toEqual([]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// NATS configuration (compose and Kubernetes)
+
+/** The `authorization { ... }` block, without comments and blank space. */
+function authorizationBlock(conf: string): string {
+  const start = conf.indexOf('authorization {');
+  expect(start, 'an authorization block').toBeGreaterThanOrEqual(0);
+  let depth = 0;
+  let end = start;
+  for (; end < conf.length; end++) {
+    if (conf[end] === '{') depth++;
+    if (conf[end] === '}' && --depth === 0) break;
+  }
+  return conf
+    .slice(start, end + 1)
+    .split('\n')
+    .map((l) => l.replace(/#.*/, '').trim())
+    .filter(Boolean)
+    .join('\n');
+}
+
+describe('NATS configuration', () => {
+  const devConf = read(join(ROOT, 'deploy/nats/dev.conf'));
+  const composeConf = join(COMPOSE_DIR, 'nats/nats.conf');
+  const k8sConf = join(K8S_BASE, 'nats/nats.conf');
+
+  it('has the dev server users and permissions, in the copies kustomize needs too', () => {
+    expect(authorizationBlock(read(composeConf))).toBe(authorizationBlock(devConf));
+    expect(authorizationBlock(read(k8sConf))).toBe(authorizationBlock(devConf));
+    for (const conf of [composeConf, k8sConf])
+      expect(read(conf)).toContain('include "permissions.conf"');
+    expect(read(join(K8S_BASE, 'nats/permissions.conf'))).toBe(
+      read(join(ROOT, 'deploy/nats/permissions.conf')),
+    );
+    expect(read(join(K8S_BASE, 'nats/streams.sh'))).toBe(
+      read(join(COMPOSE_DIR, 'nats/streams.sh')),
+    );
+  });
+
+  it('is accepted by nats-server, laid out as the compose nodes mount it', () => {
+    const nats = loadToolchain().natsServer;
+    const problems: string[] = [];
+    for (const node of ['nats-1', 'nats-2', 'nats-3']) {
+      const service = obj(services[node]);
+      const dir = mkdtempSync(join(tmpdir(), 'edgeforge-nats-conf-'));
+      onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+      for (const mount of composeMounts(service).filter((m) => m.bind)) {
+        mkdirSync(dirname(join(dir, mount.target)), { recursive: true });
+        cpSync(resolve(COMPOSE_DIR, mount.source!), join(dir, mount.target));
+      }
+      const config = join(
+        dir,
+        strs(service.command)[strs(service.command).indexOf('--config') + 1]!,
+      );
+      const env = Object.fromEntries(composeEnv(service));
+      const result = spawnSync(nats, ['-t', '-c', config], {
+        env: { ...env, PATH: process.env.PATH },
+        encoding: 'utf8',
+      });
+      if (result.status !== 0) problems.push(`${node}: ${result.stderr.trim()}`);
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('is accepted by nats-server as the Kubernetes pods see it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgeforge-nats-conf-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    for (const f of ['nats.conf', 'permissions.conf'])
+      cpSync(join(K8S_BASE, 'nats', f), join(dir, f));
+    const env = {
+      SERVER_NAME: 'nats-0',
+      EDGEFORGE_NATS_PASSWORD: 'a',
+      EDGEFORGE_NATS_AGENT_PASSWORD: 'b',
+    };
+    const result = spawnSync(loadToolchain().natsServer, ['-t', '-c', join(dir, 'nats.conf')], {
+      env,
+      encoding: 'utf8',
+    });
+    expect(result.stderr).toContain('is valid');
+  });
+
+  it('replicates exactly the buckets the code uses', () => {
+    const script = read(join(COMPOSE_DIR, 'nats/streams.sh'));
+    const list = (variable: string) =>
+      (new RegExp(`^${variable}="([^"]*)"`, 'm').exec(script)?.[1] ?? '')
+        .split(/\s+/)
+        .filter(Boolean)
+        .sort();
+    // The probe bucket is scratch space for smoke checks, not product state.
+    const kv = Object.values(KV_BUCKETS).filter((b) => b !== KV_BUCKETS.probe);
+    expect(list('KV_BUCKETS')).toEqual([...kv].sort());
+    expect(list('OBJECT_BUCKETS')).toEqual(Object.values(OBJECT_BUCKETS).sort());
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Kubernetes
+
+interface Kustomization {
+  objects: Json[];
+  /** ConfigMaps and Secrets from configMapGenerator / secretGenerator, with their keys. */
+  generated: { kind: 'ConfigMap' | 'Secret'; name: string; keys: string[] }[];
+  patches: Json[];
+  problems: string[];
+}
+
+/** Reads a kustomization and, recursively, the ones it builds on (without applying patches). */
+function loadKustomization(dir: string): Kustomization {
+  const result: Kustomization = { objects: [], generated: [], patches: [], problems: [] };
+  const file = join(dir, 'kustomization.yaml');
+  if (!existsSync(file)) {
+    result.problems.push(`${rel(dir)} has no kustomization.yaml`);
+    return result;
+  }
+  const k = loadYaml(file)[0] ?? {};
+  for (const resource of strs(k.resources)) {
+    const path = resolve(dir, resource);
+    if (!existsSync(path)) result.problems.push(`${rel(file)}: resource ${resource} is missing`);
+    else if (statSync(path).isDirectory()) {
+      const base = loadKustomization(path);
+      result.objects.push(...base.objects);
+      result.generated.push(...base.generated);
+      result.problems.push(...base.problems);
+    } else result.objects.push(...loadYaml(path));
+  }
+  for (const patch of objs(k.patches)) {
+    if (patch.path === undefined) continue;
+    const path = resolve(dir, str(patch.path));
+    if (!existsSync(path))
+      result.problems.push(`${rel(file)}: patch ${str(patch.path)} is missing`);
+    else result.patches.push(...loadYaml(path));
+  }
+  for (const [key, kind] of [
+    ['configMapGenerator', 'ConfigMap'],
+    ['secretGenerator', 'Secret'],
+  ] as const) {
+    for (const generator of objs(k[key])) {
+      const keys = strs(generator.literals).map((l) => l.split('=')[0]!);
+      for (const entry of strs(generator.files)) {
+        const [name, path] = entry.includes('=') ? entry.split('=') : [basename(entry), entry];
+        if (!existsSync(resolve(dir, path!)))
+          result.problems.push(`${rel(file)}: ${key} file ${path} is missing`);
+        keys.push(name!);
+      }
+      result.generated.push({ kind, name: str(generator.name), keys });
+    }
+  }
+  return result;
+}
+
+interface Workload {
+  where: string;
+  kind: string;
+  name: string;
+  annotations: Json;
+  labels: Json;
+  pod: Json;
+  claimTemplates: string[];
+}
+
+function workloadsOf(objects: Json[]): Workload[] {
+  return objects
+    .filter((o) => ['Deployment', 'StatefulSet', 'DaemonSet', 'Job'].includes(str(o.kind)))
+    .map((o) => {
+      const template = obj(obj(o.spec).template);
+      const name = str(obj(o.metadata).name);
+      return {
+        where: `${str(o.kind)} ${name}`,
+        kind: str(o.kind),
+        name,
+        annotations: obj(obj(template.metadata).annotations),
+        labels: obj(obj(template.metadata).labels),
+        pod: obj(template.spec),
+        claimTemplates: objs(obj(o.spec).volumeClaimTemplates).map((c) =>
+          str(obj(c.metadata).name),
+        ),
+      };
+    });
+}
+
+const containersOf = (w: Workload) => [...objs(w.pod.initContainers), ...objs(w.pod.containers)];
+const probesOf = (c: Json) =>
+  ['startupProbe', 'readinessProbe', 'livenessProbe'].map((p) => c[p]).filter(isObj);
+const selects = (selector: Json, labels: Json) =>
+  Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels[k] === v);
+
+/** Every Secret and ConfigMap a pod reads: [kind, name, key or undefined for all of it, where]. */
+function podReferences(w: Workload): ['Secret' | 'ConfigMap', string, string | undefined][] {
+  const refs: ['Secret' | 'ConfigMap', string, string | undefined][] = [];
+  for (const c of containersOf(w)) {
+    for (const e of objs(c.env)) {
+      const from = obj(e.valueFrom);
+      if (isObj(from.secretKeyRef))
+        refs.push(['Secret', str(from.secretKeyRef.name), str(from.secretKeyRef.key)]);
+      if (isObj(from.configMapKeyRef))
+        refs.push(['ConfigMap', str(from.configMapKeyRef.name), str(from.configMapKeyRef.key)]);
+    }
+    for (const e of objs(c.envFrom)) {
+      if (isObj(e.secretRef)) refs.push(['Secret', str(e.secretRef.name), undefined]);
+      if (isObj(e.configMapRef)) refs.push(['ConfigMap', str(e.configMapRef.name), undefined]);
+    }
+  }
+  for (const v of objs(w.pod.volumes)) {
+    if (isObj(v.secret)) {
+      const items = objs(v.secret.items);
+      if (items.length === 0) refs.push(['Secret', str(v.secret.secretName), undefined]);
+      for (const item of items) refs.push(['Secret', str(v.secret.secretName), str(item.key)]);
+    }
+    if (isObj(v.configMap)) refs.push(['ConfigMap', str(v.configMap.name), undefined]);
+  }
+  return refs;
+}
+
+/** name → keys of every Secret or ConfigMap the kustomization declares. */
+function declaredData(k: Kustomization, kind: 'Secret' | 'ConfigMap'): Map<string, string[]> {
+  const declared = new Map<string, string[]>();
+  for (const o of k.objects.filter((o) => o.kind === kind)) {
+    declared.set(str(obj(o.metadata).name), [
+      ...Object.keys(obj(o.data)),
+      ...Object.keys(obj(o.stringData)),
+    ]);
+  }
+  for (const g of k.generated.filter((g) => g.kind === kind)) declared.set(g.name, g.keys);
+  return declared;
+}
+
+function k8sContainers(k: Kustomization): OurContainer[] {
+  const configMaps = new Map(
+    k.objects
+      .filter((o) => o.kind === 'ConfigMap')
+      .map((o) => [str(obj(o.metadata).name), obj(o.data)]),
+  );
+  return workloadsOf(k.objects).flatMap((w) =>
+    containersOf(w).flatMap((c) => {
+      const image = str(c.image);
+      if (!image.startsWith(`${NODE_IMAGE}:`) && !image.startsWith(`${GPU_IMAGE}:`)) return [];
+      const env = new Map<string, string>();
+      for (const e of objs(c.envFrom)) {
+        const data = configMaps.get(str(obj(e.configMapRef).name)) ?? {};
+        for (const [name, value] of Object.entries(data)) env.set(name, str(value));
+      }
+      for (const e of objs(c.env)) env.set(str(e.name), e.value === undefined ? '' : str(e.value));
+      const gpu = image.startsWith(`${GPU_IMAGE}:`);
+      return [
+        {
+          where: `${w.where} container ${str(c.name)}`,
+          image: gpu ? 'gpu' : 'node',
+          entry: gpu ? '' : (strs(c.args)[0] ?? IMAGES.node.cmd),
+          env,
+          probes: probesOf(c).flatMap((p) => (isObj(p.exec) ? [strs(p.exec.command)] : [])),
+        } satisfies OurContainer,
+      ];
+    }),
+  );
+}
+
+const base = loadKustomization(K8S_BASE);
+const production = loadKustomization(K8S_PRODUCTION);
+
+describe('Kubernetes manifests', () => {
+  it('list resources, patches and generator files that exist', () => {
+    expect([...base.problems, ...production.problems]).toEqual([]);
+    expect(workloadsOf(base.objects).map((w) => w.where)).toEqual(
+      expect.arrayContaining([
+        'Deployment control-plane',
+        'Deployment orchestrator',
+        'Deployment gpu-worker',
+        'StatefulSet nats',
+      ]),
+    );
+  });
+
+  it('give every container tagged images, resources and a locked-down securityContext, and long-running ones probes', () => {
+    const problems: string[] = [];
+    for (const w of workloadsOf(base.objects)) {
+      const volumes = new Set([
+        ...objs(w.pod.volumes).map((v) => str(v.name)),
+        ...w.claimTemplates,
+      ]);
+      const podSecurity = obj(w.pod.securityContext);
+      for (const c of containersOf(w)) {
+        const where = `${w.where} container ${str(c.name)}`;
+        const problem = imageTagProblem(str(c.image));
+        if (problem) problems.push(`${where}: ${problem}`);
+        const { requests, limits } = obj(c.resources);
+        for (const [kind, values] of [
+          ['requests', requests],
+          ['limits', limits],
+        ] as const) {
+          for (const resource of ['cpu', 'memory']) {
+            if (obj(values)[resource] === undefined)
+              problems.push(`${where}: no ${kind}.${resource}`);
+          }
+        }
+        if (w.kind !== 'Job') {
+          for (const probe of ['readinessProbe', 'livenessProbe']) {
+            if (!isObj(c[probe])) problems.push(`${where}: no ${probe}`);
+          }
+        }
+        const security = obj(c.securityContext);
+        if ((security.runAsNonRoot ?? podSecurity.runAsNonRoot) !== true)
+          problems.push(`${where}: may run as root`);
+        if (security.allowPrivilegeEscalation !== false)
+          problems.push(`${where}: allows privilege escalation`);
+        if (security.readOnlyRootFilesystem !== true)
+          problems.push(`${where}: writable root filesystem`);
+        if (!strs(obj(security.capabilities).drop).includes('ALL'))
+          problems.push(`${where}: keeps capabilities`);
+        const ports = objs(c.ports);
+        for (const probe of probesOf(c)) {
+          const port = obj(probe.httpGet).port ?? obj(probe.tcpSocket).port ?? obj(probe.grpc).port;
+          if (
+            port !== undefined &&
+            !ports.some((p) => p.name === port || p.containerPort === port)
+          ) {
+            problems.push(
+              `${where}: a probe uses port ${str(port)}, which the container does not declare`,
+            );
+          }
+        }
+        for (const mount of objs(c.volumeMounts)) {
+          if (!volumes.has(str(mount.name)))
+            problems.push(`${where}: mounts undeclared volume ${str(mount.name)}`);
+        }
+      }
+      const scrapePort = w.annotations['prometheus.io/port'];
+      if (
+        scrapePort !== undefined &&
+        !containersOf(w).some((c) => objs(c.ports).some((p) => str(p.containerPort) === scrapePort))
+      ) {
+        problems.push(
+          `${w.where}: Prometheus would scrape port ${str(scrapePort)}, which no container declares`,
+        );
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('have Services and disruption budgets that select pods, on ports those pods declare', () => {
+    const problems: string[] = [];
+    const workloads = workloadsOf(base.objects);
+    for (const o of base.objects.filter(
+      (o) => o.kind === 'Service' || o.kind === 'PodDisruptionBudget',
+    )) {
+      const where = `${str(o.kind)} ${str(obj(o.metadata).name)}`;
+      const spec = obj(o.spec);
+      const selector =
+        o.kind === 'Service' ? obj(spec.selector) : obj(obj(spec.selector).matchLabels);
+      const selected = workloads.filter((w) => selects(selector, w.labels));
+      if (selected.length === 0)
+        problems.push(`${where} selects ${JSON.stringify(selector)}: no workload has those labels`);
+      const ports = selected.flatMap((w) => containersOf(w).flatMap((c) => objs(c.ports)));
+      for (const port of objs(spec.ports)) {
+        const target = port.targetPort ?? port.port;
+        if (!ports.some((p) => p.name === target || p.containerPort === target)) {
+          problems.push(`${where}: targetPort ${str(target)} is not a port of the pods it selects`);
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('declare every Secret and ConfigMap a pod reads, with the keys it reads', () => {
+    const problems: string[] = [];
+    for (const w of workloadsOf(base.objects)) {
+      for (const [kind, name, key] of podReferences(w)) {
+        const keys = declaredData(base, kind).get(name);
+        if (!keys)
+          problems.push(
+            `${w.where} reads ${kind} ${name}, which the kustomization does not declare`,
+          );
+        else if (key !== undefined && !keys.includes(key))
+          problems.push(`${w.where} reads key ${key} of ${kind} ${name}, which it lacks`);
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('put the gpu worker on a GPU node, with a GPU', () => {
+    const gpu = workloadsOf(base.objects).find((w) => w.where === 'Deployment gpu-worker')!;
+    const container = containersOf(gpu).find((c) => str(c.image).startsWith(`${GPU_IMAGE}:`))!;
+    const { requests, limits } = obj(container.resources);
+    expect(Number(obj(limits)['nvidia.com/gpu'])).toBeGreaterThanOrEqual(1);
+    // Extended resources: a request, when given, must equal the limit.
+    if (obj(requests)['nvidia.com/gpu'] !== undefined)
+      expect(obj(requests)['nvidia.com/gpu']).toBe(obj(limits)['nvidia.com/gpu']);
+    expect(
+      Object.keys(obj(gpu.pod.nodeSelector)).length + objs(gpu.pod.tolerations).length,
+    ).toBeGreaterThan(0);
+  });
+
+  it('share the control plane keys through a Secret mounted as its data directory, and probe it over gRPC', () => {
+    const cp = workloadsOf(base.objects).find((w) => w.where === 'Deployment control-plane')!;
+    expect(
+      Number(
+        obj(
+          base.objects.find(
+            (o) => o.kind === 'Deployment' && obj(o.metadata).name === 'control-plane',
+          )?.spec,
+        ).replicas,
+      ),
+    ).toBeGreaterThanOrEqual(2);
+    const container = containersOf(cp)[0]!;
+    const env = new Map(objs(container.env).map((e) => [str(e.name), str(e.value ?? '')]));
+    const dataDir = env.get('EDGEFORGE_CP_DATA_DIR');
+    const mount = objs(container.volumeMounts).find((m) => m.mountPath === dataDir);
+    const volume = objs(cp.pod.volumes).find((v) => v.name === mount?.name);
+    const secret = str(obj(volume?.secret).secretName);
+    // The keys are exactly the files the control plane reads from its data dir (from its source).
+    expect(controlPlaneDataDirFiles()).toEqual(
+      expect.arrayContaining(['credential.key', 'manifest-signing.pem']),
+    );
+    expect([...(declaredData(base, 'Secret').get(secret) ?? [])].sort()).toEqual(
+      controlPlaneDataDirFiles(),
+    );
+    expect(mount?.readOnly).toBe(true);
+
+    const ports = new Map(objs(container.ports).map((p) => [str(p.name), Number(p.containerPort)]));
+    expect(ports.get('grpc')).toBe(portOf(env.get('EDGEFORGE_CP_LISTEN') ?? ''));
+    expect(ports.get('metrics')).toBe(portOf(env.get('EDGEFORGE_CP_METRICS_LISTEN') ?? ''));
+    for (const probe of ['readinessProbe', 'livenessProbe']) {
+      expect(obj(obj(container[probe]).grpc).port, probe).toBe(ports.get('grpc'));
+    }
+  });
+
+  it('run our containers with entry points and probes the images hold, and variables the code reads', () => {
+    const problems: string[] = [];
+    const containers = k8sContainers(base);
+    expect(containers.length).toBeGreaterThanOrEqual(3);
+    for (const container of containers) {
+      for (const probe of container.probes) {
+        const problem = probeScriptProblem(probe, container.image);
+        if (problem) problems.push(`${container.where}: ${problem}`);
+      }
+      if (container.image === 'node') {
+        for (const file of moduleGraph(container.entry)) {
+          if (!inNodeImage(rel(file)))
+            problems.push(`${container.where} needs ${rel(file)}, not in the image`);
+        }
+      }
+      checkEnvironment(container, problems);
+    }
+    // The production overlay's patches add variables to the base's containers (merged by name).
+    for (const w of workloadsOf(production.patches)) {
+      for (const c of containersOf(w)) {
+        const where = `${w.where} container ${str(c.name)}`;
+        const target = containers.find((t) => t.where === where);
+        if (!target) continue; // "patch only resources of the base" reports it
+        const env = new Map(objs(c.env).map((e) => [str(e.name), str(e.value ?? '')]));
+        checkEnvironment({ ...target, where: `production patch of ${where}`, env }, problems);
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('patch, in the production overlay, only resources of the base', () => {
+    const problems: string[] = [];
+    const exists = (kind: unknown, name: unknown) =>
+      base.objects.some((o) => o.kind === kind && obj(o.metadata).name === name);
+    for (const patch of production.patches) {
+      if (!exists(patch.kind, obj(patch.metadata).name)) {
+        problems.push(
+          `patch for ${str(patch.kind)} ${str(obj(patch.metadata).name)}: no such resource in the base`,
+        );
+      }
+    }
+    const k = loadYaml(join(K8S_PRODUCTION, 'kustomization.yaml'))[0]!;
+    for (const image of objs(k.images)) {
+      const used = workloadsOf(base.objects).some((w) =>
+        containersOf(w).some((c) => str(c.image).split(':')[0] === image.name),
+      );
+      if (!used) problems.push(`images: ${str(image.name)} is not an image of the base`);
+    }
+    for (const replicas of objs(k.replicas)) {
+      if (!workloadsOf(base.objects).some((w) => w.name === replicas.name))
+        problems.push(`replicas: no workload ${str(replicas.name)}`);
+    }
+    expect(problems).toEqual([]);
+  });
+
+  const kubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0;
+  it.skipIf(!kubectl)(
+    'render with kustomize, and what they render resolves (needs kubectl)',
+    () => {
+      const render = (dir: string) => {
+        const result = spawnSync('kubectl', ['kustomize', dir], { encoding: 'utf8' });
+        expect(result.status, result.stderr).toBe(0);
+        return parseYaml(result.stdout, `kubectl kustomize ${rel(dir)}`);
+      };
+      // Secrets production leaves to be created out of band: the base's placeholders, which its
+      // overlay removes, and any its patches add (the TLS certificate).
+      const placeholders = base.objects
+        .filter(
+          (o) =>
+            o.kind === 'Secret' &&
+            obj(obj(o.metadata).labels)['edgeforge.example/placeholder'] === 'true',
+        )
+        .map((o) => str(obj(o.metadata).name));
+      const addedByPatches = production.patches
+        .flatMap((p) => objs(obj(obj(obj(p.spec).template).spec).volumes))
+        .map((v) => str(obj(v.secret).secretName));
+      const problems: string[] = [];
+      const builds: [string, string[]][] = [
+        [K8S_BASE, []],
+        [K8S_PRODUCTION, [...placeholders, ...addedByPatches]],
+      ];
+      for (const [dir, external] of builds) {
+        const objects = render(dir);
+        const names = (kind: string) =>
+          new Set(objects.filter((o) => o.kind === kind).map((o) => str(obj(o.metadata).name)));
+        for (const w of workloadsOf(objects)) {
+          for (const [kind, name] of podReferences(w)) {
+            if (!names(kind).has(name) && !(kind === 'Secret' && external.includes(name))) {
+              problems.push(
+                `${rel(dir)}: ${w.where} reads ${kind} ${name}, which the build does not contain`,
+              );
+            }
+          }
+          for (const c of containersOf(w)) {
+            const problem = imageTagProblem(str(c.image));
+            if (problem) problems.push(`${rel(dir)}: ${w.where}: ${problem}`);
+            // $(VAR) expands only variables defined earlier in the list.
+            const defined: string[] = [];
+            for (const e of objs(c.env)) {
+              for (const [, ref] of str(e.value ?? '').matchAll(
+                /\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g,
+              )) {
+                if (!defined.includes(ref!))
+                  problems.push(
+                    `${rel(dir)}: ${w.where}: ${str(e.name)} uses $(${ref}) before it is defined`,
+                  );
+              }
+              defined.push(str(e.name));
+            }
+          }
+        }
+        for (const o of objects.filter((o) => o.kind !== 'Namespace')) {
+          if (obj(o.metadata).namespace !== 'edgeforge')
+            problems.push(
+              `${rel(dir)}: ${str(o.kind)} ${str(obj(o.metadata).name)} is outside the edgeforge namespace`,
+            );
+        }
+      }
+      expect(problems).toEqual([]);
+    },
+  );
+});
+
+// ---------------------------------------------------------------------------------------------
+// The probes, run against the real services of the test stack
+
+/** The probe commands of our containers (compose health checks and Kubernetes exec probes). */
+function probesFor(
+  match: (c: OurContainer) => boolean,
+): { where: string; argv: string[]; env: Map<string, string> }[] {
+  return [...composeContainers(), ...k8sContainers(base)]
+    .filter(match)
+    .flatMap((c) => c.probes.map((argv) => ({ where: c.where, argv, env: c.env })));
+}
+
+describe('health probes against real services', () => {
+  it('the control plane health check passes while it serves and fails once it stopped', async () => {
+    const cp = await startTestControlPlane();
+    const probes = probesFor((c) => c.entry === 'services/control-plane/main.ts');
+    expect(probes.length).toBeGreaterThan(0);
+    // Listening on all interfaces as in the container; the probe goes through loopback.
+    const env = { EDGEFORGE_CP_LISTEN: `0.0.0.0:${portOf(cp.address)}` };
+    for (const probe of probes) expect(await runProbe(probe.argv, env), probe.where).toBe(0);
+    await cp.stop();
+    for (const probe of probes) expect(await runProbe(probe.argv, env), probe.where).not.toBe(0);
+  });
+
+  it('the workers health checks pass while Temporal and NATS answer, and fail when one does not', async () => {
+    const stack = testStack();
+    const probes = probesFor((c) => c.image === 'gpu' || c.entry === 'workflows/main.ts');
+    expect(probes.map((p) => p.argv[0])).toEqual(expect.arrayContaining(['node', 'python']));
+    const up = {
+      EDGEFORGE_TEMPORAL_ADDRESS: stack.temporalAddress,
+      EDGEFORGE_NATS_URL: stack.natsUrl,
+    };
+    for (const probe of probes) {
+      expect(await runProbe(probe.argv, up), probe.where).toBe(0);
+      expect(
+        await runProbe(probe.argv, { ...up, EDGEFORGE_TEMPORAL_ADDRESS: '127.0.0.1:1' }),
+        probe.where,
+      ).not.toBe(0);
+      expect(
+        await runProbe(probe.argv, { ...up, EDGEFORGE_NATS_URL: 'nats://127.0.0.1:1' }),
+        probe.where,
+      ).not.toBe(0);
+    }
+  });
+
+  it('the simulated agents enroll with their profiles into distinct hardware classes, and pass their health check', async () => {
+    const cp = await startTestControlPlane();
+    const agents = composeContainers().filter((c) => c.entry === 'agent/main.ts');
+    const classes = new Set<string>();
+    for (const agent of agents) {
+      const dir = mkdtempSync(join(tmpdir(), 'edgeforge-agent-'));
+      const profile = agent.env.get('EDGEFORGE_AGENT_PROFILE')!;
+      const edgeAgent = new EdgeAgent({
+        controlPlane: cp.address,
+        enrollmentToken: ENROLLMENT_TOKEN,
+        dataDir: dir,
+        deviceName: agent.env.get('EDGEFORGE_AGENT_DEVICE_NAME')!,
+        profileOverrideFile: join(ROOT, profile.slice(APP.length + 1)),
+        metricsAddress: '127.0.0.1:0',
+        servingAddress: '127.0.0.1:0',
+        logger: createLogger('agent', 'error'),
+      });
+      onTestFinished(async () => {
+        await edgeAgent.stop();
+        rmSync(dir, { recursive: true, force: true });
+      });
+      await edgeAgent.start();
+      classes.add(edgeAgent.hardwareClass!);
+      const env = { EDGEFORGE_AGENT_METRICS: `127.0.0.1:${portOf(edgeAgent.metricsUrl!)}` };
+      for (const probe of agent.probes) expect(await runProbe(probe, env), agent.where).toBe(0);
+    }
+    // A mixed fleet: each simulated device lands in its own class.
+    expect(classes.size).toBe(agents.length);
+  });
+});
