@@ -8,13 +8,17 @@ import { createLogger } from '../common/logger.js';
 import { DeviceState } from '../proto/gen/edgeforge/v1/fleet.pb.js';
 import { EdgeAgent, type EdgeAgentConfig } from './agent.js';
 import { IdentityStore } from './identity/identity-store.js';
+import { ModelStore } from './models/model-store.js';
 import {
   FleetDouble,
   TEST_ENROLLMENT_TOKEN,
   TEST_MANIFEST_KEY,
+  TEST_NATS_URL,
   waitFor,
 } from './test-support/fleet-double.js';
 import { AGENT_VERSION } from './version.js';
+import { testManifest } from '../test/helpers/manifests.js';
+import { hotFeatureClassifier } from '../test/helpers/onnx-models.js';
 
 const PI4_CPUINFO = fileURLToPath(
   new URL('../test/fixtures/cpuinfo/raspberry-pi-4.txt', import.meta.url),
@@ -39,6 +43,7 @@ describe('EdgeAgent against an in-process FleetService', () => {
       dataDir: join(dir, 'data'),
       profileOverrideFile: profileFile,
       metricsAddress: '127.0.0.1:0',
+      servingAddress: '127.0.0.1:0',
       logger: createLogger('agent-test', 'silent'),
       heartbeatIntervalMs: 20,
       backoff: { baseMs: 10, capMs: 100 },
@@ -84,7 +89,7 @@ describe('EdgeAgent against an in-process FleetService', () => {
       deviceName: 'pi-kitchen',
       hardwareClass: 'aarch64-neon-nofp16-cpu-4g',
       manifestPublicKey: TEST_MANIFEST_KEY.toString('base64'),
-      natsUrl: 'nats://127.0.0.1:4222',
+      natsUrl: TEST_NATS_URL,
       controlPlane: fleet.address,
     });
     expect(fleet.credentialIsValid(identity!.credential)).toBe(true);
@@ -270,5 +275,50 @@ describe('EdgeAgent against an in-process FleetService', () => {
     await agent.stop();
     await expect(started).rejects.toThrow(/stopped before it enrolled/);
     expect(agent.status.state).toBe('stopped');
+  });
+
+  it('serves its last good model at start and reports it, and its latencies, in heartbeats', async () => {
+    // What an earlier run left: a verified model and the state naming it.
+    const model = hotFeatureClassifier();
+    const manifest = testManifest({ model, hardwareClasses: ['aarch64-neon-nofp16-cpu-4g'] });
+    const store = new ModelStore(join(dir, 'data'));
+    await store.open();
+    await writeFile(store.modelFile(manifest), model);
+    await store.saveState({ active: { manifest, signature: 'c2ln' }, previous: null });
+
+    const agent = newAgent();
+    await agent.start();
+    const served = await fetch(`${agent.inferenceUrl}/v1/infer`, {
+      method: 'POST',
+      body: JSON.stringify({ inputs: Array.from({ length: 16 }, (_, i) => (i === 2 ? 1 : 0)) }),
+    });
+    expect(served.status).toBe(200);
+    await waitFor('a beat carrying the latency', () =>
+      fleet.heartbeats.some((b) => b.request.inferenceLatency?.count === 1),
+    );
+    const beat = fleet.heartbeats.find((b) => b.request.inferenceLatency)!.request;
+    expect(beat).toMatchObject({
+      state: DeviceState.DEVICE_STATE_SERVING,
+      activeModel: {
+        modelId: 'hot-feature',
+        variant: 'fp32',
+        version: 1,
+        sha256: manifest.model.sha256,
+      },
+    });
+
+    // Counts leave the delta only once a beat carrying them was accepted.
+    fleet.heartbeatFailures.push(status.UNAVAILABLE);
+    await fetch(`${agent.inferenceUrl}/v1/infer`, {
+      method: 'POST',
+      body: JSON.stringify({ inputs: new Array<number>(16).fill(0) }),
+    });
+    await waitFor('the failed beat to pass', () => fleet.heartbeatFailures.length === 0);
+    const beatsBefore = fleet.heartbeats.length;
+    await waitFor('another accepted beat', () => fleet.heartbeats.length > beatsBefore);
+    const carried = fleet.heartbeats
+      .map((b) => b.request.inferenceLatency?.count ?? 0)
+      .reduce((sum, c) => sum + c, 0);
+    expect(carried).toBe(2);
   });
 });

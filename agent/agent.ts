@@ -16,6 +16,7 @@ import { HeartbeatLoop } from './heartbeat/heartbeat-loop.js';
 import { pause } from './heartbeat/pause.js';
 import { IdentityStore } from './identity/identity-store.js';
 import { AgentMetrics } from './metrics.js';
+import { ModelService, type ModelServiceStatus } from './model-service.js';
 import { AGENT_VERSION } from './version.js';
 
 export interface EdgeAgentOptions {
@@ -38,6 +39,10 @@ export interface EdgeAgentOptions {
   callDeadlineMs: number;
   /** Retry schedule for failed calls: full jitter, base 1 s, cap 60 s. */
   backoff: BackoffOptions;
+  /** host:port of the local inference endpoint (POST /v1/infer); port 0 picks a free one. */
+  servingAddress: string;
+  /** A model download that receives nothing for this long is started over. */
+  downloadStallMs: number;
   /** Replaces the control plane's heartbeat interval; for tests, which cannot wait 1 s per beat. */
   heartbeatIntervalMs?: number;
 }
@@ -54,6 +59,15 @@ export type EdgeAgentConfig = Pick<
  */
 export const DEFAULT_METRICS_ADDRESS = '0.0.0.0:9465';
 
+/** Loopback only: the endpoint is for applications on the device and has no authentication. */
+export const DEFAULT_SERVING_ADDRESS = '127.0.0.1:9466';
+
+/**
+ * Object Store chunks are 128 KiB: a few seconds each even on a 256 kbit/s cellular link. A
+ * minute without one means the connection or the server's consumer is gone.
+ */
+export const DEFAULT_DOWNLOAD_STALL_MS = 60_000;
+
 export function defaultAgentOptions(): Omit<
   EdgeAgentOptions,
   'controlPlane' | 'enrollmentToken' | 'dataDir'
@@ -61,6 +75,8 @@ export function defaultAgentOptions(): Omit<
   return {
     deviceName: hostname(),
     metricsAddress: DEFAULT_METRICS_ADDRESS,
+    servingAddress: DEFAULT_SERVING_ADDRESS,
+    downloadStallMs: DEFAULT_DOWNLOAD_STALL_MS,
     logger: createLogger('agent'),
     callDeadlineMs: DEFAULT_DEADLINE_MS,
     backoff: DEFAULT_BACKOFF,
@@ -78,6 +94,8 @@ export interface AgentStatus {
   heartbeatsFailed: number;
   enrollments: number;
   lastError?: LastError;
+  /** What the device does with models; absent until it has an identity. */
+  models?: ModelServiceStatus;
 }
 
 /** Codes for which enrolling again with the same request cannot succeed. */
@@ -88,8 +106,8 @@ const ENROLLMENT_REFUSED: ReadonlySet<status> = new Set([
 
 /**
  * The agent on an edge device: detects the hardware, serves /metrics, resumes its stored identity
- * or enrolls, and heartbeats until stopped. Later steps hang model download, benchmarking and
- * serving off the same session.
+ * or enrolls, serves its last good model on the local inference endpoint, heartbeats, and
+ * reconciles toward its desired state (download, verify, benchmark, activate) until stopped.
  */
 export class EdgeAgent {
   readonly options: EdgeAgentOptions;
@@ -102,6 +120,7 @@ export class EdgeAgent {
   #client: FleetClient | undefined;
   #session: DeviceSession | undefined;
   #loop: HeartbeatLoop | undefined;
+  #models: ModelService | undefined;
 
   constructor(config: EdgeAgentConfig) {
     // An option given as undefined (an unset flag) means "the default", not "none".
@@ -122,6 +141,11 @@ export class EdgeAgent {
     return this.#metricsUrl;
   }
 
+  /** Base URL of the local inference endpoint, e.g. http://127.0.0.1:9466; set once started. */
+  get inferenceUrl(): string | undefined {
+    return this.#models?.inferenceUrl;
+  }
+
   /** The profile detected at start (override file applied). */
   get profile(): HardwareProfile | undefined {
     return this.#profile;
@@ -134,6 +158,7 @@ export class EdgeAgent {
       deviceId: this.deviceId,
       hardwareClass: this.hardwareClass,
       ...stats,
+      models: this.#models?.status,
     };
   }
 
@@ -146,7 +171,10 @@ export class EdgeAgent {
     return this.#started;
   }
 
-  /** Stops heartbeats (cancelling a call in flight), closes the channel and the metrics server. */
+  /**
+   * Stops reconciling (a model step in flight is cut short and redone at the next start), serving
+   * and heartbeats (cancelling a call in flight); closes the channel and the metrics server.
+   */
   async stop(): Promise<void> {
     this.#abort.abort();
     await this.#started?.catch(() => {});
@@ -181,10 +209,22 @@ export class EdgeAgent {
       this.#session = session;
       if (!(await session.resume())) await this.#enrollAtStart(session);
       if (this.#abort.signal.aborted) throw stoppedBeforeStart();
+      const models = await ModelService.start({
+        dataDir: o.dataDir,
+        session,
+        metrics: this.#metrics,
+        servingAddress: o.servingAddress,
+        downloadStallMs: o.downloadStallMs,
+        backoff: o.backoff,
+        logger: session.logger,
+      });
+      this.#models = models;
       this.#loop = new HeartbeatLoop({
         session,
         backoff: new Backoff(o.backoff),
         intervalMs: o.heartbeatIntervalMs,
+        report: () => models.activity.report(),
+        accepted: (report) => models.activity.accepted(report),
       });
       this.#loop.start();
       this.#state = 'running';
@@ -192,6 +232,7 @@ export class EdgeAgent {
         {
           hardwareClass: this.hardwareClass,
           metricsUrl: this.#metricsUrl,
+          inferenceUrl: models.inferenceUrl,
           controlPlane: o.controlPlane,
           agentVersion: AGENT_VERSION,
         },
@@ -226,6 +267,7 @@ export class EdgeAgent {
   }
 
   async #release(): Promise<void> {
+    await this.#models?.stop();
     await this.#loop?.stop();
     this.#loop = undefined;
     this.#client?.close();

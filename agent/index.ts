@@ -1,6 +1,7 @@
 /** The edge agent's public API; nothing outside agent/ imports its other files. */
 export {
   DEFAULT_METRICS_ADDRESS,
+  DEFAULT_SERVING_ADDRESS,
   defaultAgentOptions,
   EdgeAgent,
   type AgentState,
@@ -21,4 +22,5 @@ export { ProfileOverrideError } from './hardware/profile-override.js';
 export { IdentityFileError, type DeviceIdentity } from './identity/identity-store.js';
 export { FleetCallError, type TlsFiles } from './fleet/fleet-client.js';
 export type { LastError } from './fleet/device-session.js';
+export type { ModelServiceStatus } from './model-service.js';
 export { AGENT_VERSION } from './version.js';

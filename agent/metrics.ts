@@ -2,6 +2,24 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { serveMetrics, type MetricsServer } from '../common/metrics-server.js';
 
 /**
+ * Upper bounds (seconds) of the inference latency histogram, in /metrics and in heartbeats:
+ * from half a millisecond (a small model on a server CPU) to seconds (a large one on a Pi).
+ */
+export const INFERENCE_LATENCY_BUCKETS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+];
+
+/** Outcomes of the model lifecycle that the agent counts, as ReportStatus and benchmarks. */
+export type ModelEvent =
+  | 'activated'
+  | 'health_check_failed'
+  | 'rolled_back'
+  | 'refused'
+  | 'download_failed'
+  | 'benchmarked'
+  | 'benchmark_failed';
+
+/**
  * The agent's own metrics, in a registry of its own (not prom-client's global one) so that two
  * agents in one process, as in tests, never mix their series.
  */
@@ -22,6 +40,26 @@ export class AgentMetrics {
   readonly enrollments = new Counter({
     name: 'edgeforge_agent_enrollments_total',
     help: 'Successful enrollments with the control plane, re-enrollments included',
+    registers: [this.registry],
+  });
+  /** Real serving latency, model run only; labelled by model, not by device (cardinality). */
+  readonly inferenceLatency = new Histogram({
+    name: 'edgeforge_agent_inference_latency_seconds',
+    help: 'Latency of inference requests served by the local endpoint (the model run itself)',
+    labelNames: ['model', 'variant', 'hardware_class'] as const,
+    buckets: INFERENCE_LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly inferenceRequests = new Counter({
+    name: 'edgeforge_agent_inference_requests_total',
+    help: 'Requests to the local inference endpoint, by HTTP status code',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+  readonly modelEvents = new Counter({
+    name: 'edgeforge_agent_model_events_total',
+    help: 'Model lifecycle outcomes on this device (activations, refusals, rollbacks, benchmarks)',
+    labelNames: ['event'] as const,
     registers: [this.registry],
   });
   readonly #info = new Gauge({

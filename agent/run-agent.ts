@@ -6,7 +6,7 @@ import type { AgentSettings } from './settings.js';
 export function readyLine(agent: EdgeAgent): string {
   return (
     `agent ready device_id=${agent.deviceId} hardware_class=${agent.hardwareClass} ` +
-    `metrics_url=${agent.metricsUrl}\n`
+    `metrics_url=${agent.metricsUrl} inference_url=${agent.inferenceUrl}\n`
   );
 }
 

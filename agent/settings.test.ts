@@ -12,6 +12,7 @@ describe('loadAgentSettings', () => {
       enrollmentToken: 'secret',
       dataDir: join(homedir(), '.edgeforge', 'agent'),
       metricsAddress: '0.0.0.0:9465',
+      servingAddress: '127.0.0.1:9466',
       tls: undefined,
       profileOverrideFile: undefined,
       deviceName: undefined,
@@ -24,14 +25,16 @@ describe('loadAgentSettings', () => {
         ...REQUIRED,
         EDGEFORGE_AGENT_DATA_DIR: '/var/lib/env',
         EDGEFORGE_AGENT_METRICS: '[::]:9100',
+        EDGEFORGE_AGENT_SERVE: '127.0.0.1:7000',
       },
-      { dataDir: '/var/lib/flag', deviceName: 'pi-7', profile: 'sim/pi4.json' },
+      { dataDir: '/var/lib/flag', deviceName: 'pi-7', profile: 'sim/pi4.json', serve: '[::1]:0' },
     );
     expect(settings).toMatchObject({
       dataDir: '/var/lib/flag',
       deviceName: 'pi-7',
       profileOverrideFile: 'sim/pi4.json',
       metricsAddress: '[::]:9100',
+      servingAddress: '[::1]:0',
     });
   });
 

@@ -1,7 +1,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { EdgeforgeError } from '../common/errors.js';
-import { DEFAULT_METRICS_ADDRESS, type EdgeAgentConfig } from './agent.js';
+import { DEFAULT_METRICS_ADDRESS, DEFAULT_SERVING_ADDRESS, type EdgeAgentConfig } from './agent.js';
 import { parseHostPort } from '../common/metrics-server.js';
 
 /** One setting, given as a command-line flag or an environment variable (the flag wins). */
@@ -22,6 +22,7 @@ export interface AgentFlags {
   dataDir?: string;
   profile?: string;
   metrics?: string;
+  serve?: string;
   tlsCa?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -72,6 +73,15 @@ export const AGENT_SETTINGS: readonly AgentSettingSpec[] = [
     description: `where to serve /metrics; port 0 picks a free one (default: ${DEFAULT_METRICS_ADDRESS})`,
   },
   {
+    key: 'serve',
+    flag: 'serve',
+    env: 'EDGEFORGE_AGENT_SERVE',
+    value: 'host:port',
+    description:
+      `where to serve the local inference endpoint (POST /v1/infer); port 0 picks a free one ` +
+      `(default: ${DEFAULT_SERVING_ADDRESS})`,
+  },
+  {
     key: 'tlsCa',
     flag: 'tls-ca',
     env: 'EDGEFORGE_AGENT_TLS_CA',
@@ -103,6 +113,7 @@ export type AgentSettings = Pick<
   | 'dataDir'
   | 'profileOverrideFile'
   | 'metricsAddress'
+  | 'servingAddress'
   | 'tls'
 >;
 
@@ -137,6 +148,7 @@ export function loadAgentSettings(env: NodeJS.ProcessEnv, flags: AgentFlags = {}
 
   const controlPlane = hostPort('controlPlane');
   const metricsAddress = hostPort('metrics', DEFAULT_METRICS_ADDRESS);
+  const servingAddress = hostPort('serve', DEFAULT_SERVING_ADDRESS);
   const enrollmentToken = value('enrollmentToken') ?? '';
   if (enrollmentToken === '') problems.push(`${name('enrollmentToken')} is required`);
   const [caFile, certFile, keyFile] = [value('tlsCa'), value('tlsCert'), value('tlsKey')];
@@ -152,6 +164,7 @@ export function loadAgentSettings(env: NodeJS.ProcessEnv, flags: AgentFlags = {}
     enrollmentToken,
     dataDir: value('dataDir') ?? join(homedir(), '.edgeforge', 'agent'),
     metricsAddress,
+    servingAddress,
     tls: tlsGiven ? { caFile, certFile, keyFile } : undefined,
     profileOverrideFile: value('profile'),
     deviceName: value('deviceName'),

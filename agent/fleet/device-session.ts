@@ -4,7 +4,13 @@ import { EdgeforgeError } from '../../common/errors.js';
 import { profileToProto } from '../../common/fleet-api.js';
 import { deriveHardwareClass, type HardwareProfile } from '../../common/hardware/index.js';
 import type { Logger } from '../../common/logger.js';
-import type { HeartbeatRequest, HeartbeatResponse } from '../../proto/gen/edgeforge/v1/fleet.pb.js';
+import type {
+  HeartbeatRequest,
+  HeartbeatResponse,
+  ReportBenchmarkRequest,
+  ReportBenchmarkResponse,
+  ReportStatusRequest,
+} from '../../proto/gen/edgeforge/v1/fleet.pb.js';
 import type { DeviceIdentity, IdentityStore } from '../identity/identity-store.js';
 import type { AgentMetrics } from '../metrics.js';
 import { AGENT_VERSION } from '../version.js';
@@ -170,6 +176,26 @@ export class DeviceSession {
       throw err;
     }
     return response;
+  }
+
+  /** Reports an on-device benchmark with the current credential. */
+  reportBenchmark(
+    request: ReportBenchmarkRequest,
+    signal?: AbortSignal,
+  ): Promise<ReportBenchmarkResponse> {
+    return this.#options.client.reportBenchmark(request, this.#credential(), signal);
+  }
+
+  /** Reports an activation, health check, rollback or refusal with the current credential. */
+  async reportStatus(request: ReportStatusRequest, signal?: AbortSignal): Promise<void> {
+    await this.#options.client.reportStatus(request, this.#credential(), signal);
+  }
+
+  #credential(): string {
+    if (this.#identity === undefined) {
+      throw new EdgeforgeError('report before enrollment: call resume() or enroll() first');
+    }
+    return this.#identity.credential;
   }
 
   #failed(err: unknown, signal: AbortSignal | undefined): void {

@@ -22,6 +22,10 @@ import {
   type EnrollResponse,
   type HeartbeatRequest,
   type HeartbeatResponse,
+  type ReportBenchmarkRequest,
+  type ReportBenchmarkResponse,
+  type ReportStatusRequest,
+  type ReportStatusResponse,
 } from '../../proto/gen/edgeforge/v1/fleet.pb.js';
 
 /** PEM files for TLS. A CA alone verifies the server; a cert and key as well give mTLS. */
@@ -149,6 +153,26 @@ export class FleetClient {
   ): Promise<HeartbeatResponse> {
     return this.#unary('Heartbeat', authorized(credential), signal, (md, opts, cb) =>
       this.#client.heartbeat(request, md, opts, cb),
+    );
+  }
+
+  reportBenchmark(
+    request: ReportBenchmarkRequest,
+    credential: string,
+    signal?: AbortSignal,
+  ): Promise<ReportBenchmarkResponse> {
+    return this.#unary('ReportBenchmark', authorized(credential), signal, (md, opts, cb) =>
+      this.#client.reportBenchmark(request, md, opts, cb),
+    );
+  }
+
+  reportStatus(
+    request: ReportStatusRequest,
+    credential: string,
+    signal?: AbortSignal,
+  ): Promise<ReportStatusResponse> {
+    return this.#unary('ReportStatus', authorized(credential), signal, (md, opts, cb) =>
+      this.#client.reportStatus(request, md, opts, cb),
     );
   }
 

@@ -13,8 +13,10 @@ export interface HeartbeatLoopOptions {
   session: DeviceSession;
   /** Failures wait `backoff.next()`; a successful heartbeat resets it. */
   backoff: Backoff;
-  /** What each heartbeat reports; an idle device until models are served. */
+  /** What each heartbeat reports; an idle device when absent. */
   report?: () => HeartbeatReport;
+  /** The control plane accepted a beat carrying `report` (its latency counts can be dropped). */
+  accepted?: (report: HeartbeatReport) => void;
   /** Replaces the control plane's nextHeartbeatSeconds, which cannot go below 1 s (tests). */
   intervalMs?: number;
 }
@@ -59,7 +61,9 @@ export class HeartbeatLoop {
           delayMs = 0;
           continue;
         }
-        const { nextHeartbeatSeconds } = await session.heartbeat(report(), signal);
+        const sent = report();
+        const { nextHeartbeatSeconds } = await session.heartbeat(sent, signal);
+        this.#options.accepted?.(sent);
         backoff.reset();
         const intervalMs =
           this.#options.intervalMs ?? (nextHeartbeatSeconds || DEFAULT_HEARTBEAT_SECONDS) * 1000;

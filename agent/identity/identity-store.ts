@@ -1,5 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { EdgeforgeError } from '../../common/errors.js';
@@ -8,6 +7,7 @@ import {
   validateHardwareProfile,
   type HardwareProfile,
 } from '../../common/hardware/index.js';
+import { writeFileAtomic } from '../storage/atomic-file.js';
 
 /** What enrollment gave this device, kept across restarts so it never enrolls twice. */
 export interface DeviceIdentity {
@@ -87,33 +87,14 @@ export class IdentityStore {
     }
   }
 
-  /** Replaces the stored identity: temp file, fsync, rename, fsync of the folder. */
+  /** Replaces the stored identity atomically; mode 0600, since it holds the credential. */
   async save(identity: DeviceIdentity): Promise<void> {
-    await mkdir(this.dataDir, { recursive: true, mode: 0o700 });
-    const temp = join(this.dataDir, `.${IDENTITY_FILE}.${randomBytes(6).toString('hex')}.tmp`);
     try {
-      const handle = await open(temp, 'wx', 0o600);
-      try {
-        // The umask may have taken bits off, never added: set the mode outright.
-        await handle.chmod(0o600);
-        await handle.writeFile(`${JSON.stringify(identity, null, 2)}\n`);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(temp, this.file);
+      await writeFileAtomic(this.file, `${JSON.stringify(identity, null, 2)}\n`, 0o600);
     } catch (err) {
-      await unlink(temp).catch(() => {});
       throw new IdentityFileError(`cannot write ${this.file}: ${(err as Error).message}`, {
         cause: err,
       });
-    }
-    // Without this a power cut can lose the rename, and the device would enroll again.
-    const dir = await open(this.dataDir, 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
     }
   }
 

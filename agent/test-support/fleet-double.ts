@@ -23,6 +23,8 @@ import {
 
 export const TEST_ENROLLMENT_TOKEN = 'fleet-secret';
 export const TEST_MANIFEST_KEY = Buffer.alloc(32, 7);
+/** Nothing listens there: agents keep retrying NATS in the background, which unit tests skip. */
+export const TEST_NATS_URL = 'nats://127.0.0.1:1';
 
 export interface ReceivedHeartbeat {
   deviceId: string;
@@ -103,7 +105,7 @@ export class FleetDouble {
           credentialExpiresAt: new Date(Date.now() + 3_600_000),
           hardwareClass: deriveHardwareClass(profileFromProto(req.profile!)).key,
           manifestPublicKey: TEST_MANIFEST_KEY,
-          natsUrl: 'nats://127.0.0.1:4222',
+          natsUrl: TEST_NATS_URL,
         });
       },
       heartbeat: (call: ServerUnaryCall<HeartbeatRequest, HeartbeatResponse>, callback) => {

@@ -40,6 +40,8 @@ export async function startTestAgent(
     deviceName: `${device.cpuinfo}-${dir.slice(-6)}`,
     profileOverrideFile: overrideFile,
     metricsAddress: '127.0.0.1:0',
+    // Free ports: several agents share one test process.
+    servingAddress: '127.0.0.1:0',
     backoff: { baseMs: 50, capMs: 500 },
     logger: createLogger('agent', process.env.EDGEFORGE_LOG_LEVEL ?? 'error'),
     ...config,

@@ -1,0 +1,121 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../../common/logger.js';
+import type { SignedManifest } from '../../common/manifest.js';
+import { testManifest } from '../../test/helpers/manifests.js';
+import { npzBytes } from '../../test/helpers/npz.js';
+import { hotFeatureClassifier, matchingHoldout } from '../../test/helpers/onnx-models.js';
+import { ModelStore } from '../models/model-store.js';
+import { ModelSlot } from '../serving/model-slot.js';
+import { Activator } from './activator.js';
+import { CrashLoopGuard, MAX_BRING_UP_ATTEMPTS } from './crash-loop-guard.js';
+
+const HOLDOUT = npzBytes(matchingHoldout());
+
+describe('Activator', () => {
+  let dataDir: string;
+  let store: ModelStore;
+  let slot: ModelSlot;
+  let guard: CrashLoopGuard;
+  const activator = () =>
+    new Activator({ store, guard, slot, logger: createLogger('test', 'silent') });
+
+  /** Puts a model (and the shared holdout) in the store as a verified download would. */
+  async function stored(
+    version: number,
+    options: { shift?: number } = {},
+  ): Promise<SignedManifest> {
+    const model = hotFeatureClassifier({ scale: version + 1, shift: options.shift });
+    const manifest = testManifest({ model, holdout: HOLDOUT, version, hardwareClasses: ['c'] });
+    await writeFile(store.modelFile(manifest), model);
+    await writeFile(store.holdoutFile(manifest)!, HOLDOUT);
+    return { manifest, signature: 'c2ln' };
+  }
+
+  beforeEach(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'edgeforge-activator-'));
+    store = new ModelStore(dataDir);
+    await store.open();
+    slot = new ModelSlot();
+    guard = new CrashLoopGuard(dataDir);
+  });
+  afterEach(async () => {
+    slot.swap(undefined);
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('swaps a healthy model in and keeps the one it replaced for rollback', async () => {
+    const v1 = await stored(1);
+    expect((await activator().activate(v1)).activated).toBe(true);
+    const v2 = await stored(2);
+    const result = await activator().activate(v2);
+    expect(result).toEqual({ activated: true, health: 'accuracy 1.000 on 20 holdout samples' });
+    expect(slot.current?.signed).toEqual(v2);
+    expect(await store.loadState()).toEqual({ active: v2, previous: v1 });
+    expect(await guard.attempts(v2.manifest.model.sha256)).toBe(0);
+  });
+
+  it('keeps the old model serving when the new one fails its health check', async () => {
+    const v1 = await stored(1);
+    await activator().activate(v1);
+    const broken = await stored(2, { shift: 1 }); // right on no holdout sample
+    const result = await activator().activate(broken);
+    expect(result).toEqual({
+      activated: false,
+      failure:
+        'accuracy 0.000 on 20 holdout samples is more than 0.1 below the central accuracy 1.000',
+    });
+    expect(slot.current?.signed).toEqual(v1);
+    expect(await store.loadState()).toEqual({ active: v1, previous: null });
+  });
+
+  it('refuses a file ONNX Runtime cannot load, naming the file', async () => {
+    const v1 = await stored(1);
+    await writeFile(store.modelFile(v1.manifest), 'not onnx');
+    const result = await activator().activate(v1);
+    expect(result.activated).toBe(false);
+    expect(result.activated || result.failure).toMatch(/ONNX Runtime cannot load .*\.onnx/);
+  });
+
+  it('at start serves the active model', async () => {
+    const [v1, v2] = [await stored(1), await stored(2)];
+    await store.saveState({ active: v2, previous: v1 });
+    expect(await activator().restore()).toEqual({
+      serving: v2,
+      rolledBackFrom: null,
+      problems: [],
+    });
+    expect(slot.current?.signed).toEqual(v2);
+  });
+
+  it('gives up a model that took the agent down on every start and restores the previous', async () => {
+    const [v1, v2] = [await stored(1), await stored(2)];
+    await store.saveState({ active: v2, previous: v1 });
+    // Three starts began bringing v2 up and never finished: the agent died each time.
+    for (let i = 0; i < MAX_BRING_UP_ATTEMPTS; i++) await guard.begin(v2.manifest.model.sha256);
+
+    const result = await activator().restore();
+    expect(result).toEqual({
+      serving: v1,
+      rolledBackFrom: v2,
+      problems: ['hot-feature fp32 v2 took the agent down on 3 starts in a row; given up'],
+    });
+    expect(slot.current?.signed).toEqual(v1);
+    expect(await store.loadState()).toEqual({ active: v1, previous: null });
+    expect(await guard.attempts(v2.manifest.model.sha256)).toBe(0);
+  });
+
+  it('serves nothing, and says why, when no stored model can start', async () => {
+    const v1 = await stored(1);
+    await store.saveState({ active: v1, previous: null });
+    await rm(store.modelFile(v1.manifest));
+    const result = await activator().restore();
+    expect(result.serving).toBeNull();
+    expect(result.problems).toEqual([
+      expect.stringMatching(/^hot-feature fp32 v1 cannot start: ONNX Runtime cannot load/),
+    ]);
+    expect(slot.current).toBeUndefined();
+  });
+});

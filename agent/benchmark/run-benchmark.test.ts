@@ -1,0 +1,80 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testManifest } from '../../test/helpers/manifests.js';
+import { npzBytes } from '../../test/helpers/npz.js';
+import { hotFeatureClassifier, matchingHoldout } from '../../test/helpers/onnx-models.js';
+import { loadHoldout } from '../holdout/holdout.js';
+import { runBenchmark } from './run-benchmark.js';
+
+describe('runBenchmark', () => {
+  let dir: string;
+  const model = hotFeatureClassifier();
+  const manifest = testManifest({ model, hardwareClasses: ['any'] });
+  const settings = { warmupRuns: 2, minRuns: 30, minSeconds: 0.05, threads: 1 };
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'edgeforge-bench-'));
+    await writeFile(join(dir, 'model.onnx'), model);
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('times at least minRuns runs for at least minSeconds and scores the holdout', async () => {
+    const holdoutFile = join(dir, 'holdout.npz');
+    const arrays = matchingHoldout({ samples: 12 });
+    // One reference answer differs from the label: agreement and accuracy part ways.
+    const reference = new BigInt64Array(arrays.y!.data as BigInt64Array);
+    reference[0] = 9n;
+    await writeFile(
+      holdoutFile,
+      npzBytes({ ...arrays, reference: { data: reference, shape: [12] } }),
+    );
+    const result = await runBenchmark({
+      modelFile: join(dir, 'model.onnx'),
+      manifest,
+      holdout: await loadHoldout(holdoutFile),
+      settings,
+    });
+    expect(result.latency.runs).toBeGreaterThanOrEqual(30);
+    // Throughput is runs over the timed wall time, which lasted at least minSeconds.
+    expect(result.throughputPerSecond).toBeLessThanOrEqual(result.latency.runs / 0.05);
+    expect(result.latency.p50Ms).toBeGreaterThan(0);
+    expect(result.latency.p50Ms).toBeLessThanOrEqual(result.latency.p99Ms);
+    expect(result.sessionLoadMs).toBeGreaterThan(0);
+    expect(result.threads).toBe(1);
+    expect(result.holdout).toEqual({
+      samples: 12,
+      accuracy: 1,
+      top1Agreement: 11 / 12,
+      agreementBasis: 'reference',
+      nonFinite: 0,
+    });
+  });
+
+  it('feeds random inputs of the manifest shape when there is no holdout', async () => {
+    const result = await runBenchmark({
+      modelFile: join(dir, 'model.onnx'),
+      manifest,
+      holdout: null,
+      settings: { ...settings, threads: 0 },
+    });
+    expect(result.holdout).toBeNull();
+    expect(result.latency.runs).toBeGreaterThanOrEqual(30);
+    expect(result.threads).toBeGreaterThanOrEqual(1);
+  });
+
+  it('stops when aborted', async () => {
+    const abort = new AbortController();
+    abort.abort(new Error('superseded'));
+    await expect(
+      runBenchmark({
+        modelFile: join(dir, 'model.onnx'),
+        manifest,
+        holdout: null,
+        settings,
+        signal: abort.signal,
+      }),
+    ).rejects.toThrow(/superseded/);
+  });
+});

@@ -1,0 +1,98 @@
+import { unlink } from 'node:fs/promises';
+import { Objm } from '@nats-io/obj';
+import type { Logger } from '../../common/logger.js';
+import { ManifestRefusedError, type ModelManifest, type ObjectRef } from '../../common/manifest.js';
+import { Backoff, type BackoffOptions } from '../heartbeat/backoff.js';
+import { pause } from '../heartbeat/pause.js';
+import { loadSession } from '../inference/load-session.js';
+import type { ModelStore } from '../models/model-store.js';
+import type { NatsLink } from '../nats/nats-link.js';
+import { DownloadError, downloadObject } from './object-download.js';
+
+export interface ModelFetcherOptions {
+  link: NatsLink;
+  store: ModelStore;
+  /** See DownloadOptions.stallMs. */
+  stallMs: number;
+  backoff: BackoffOptions;
+  logger: Logger;
+}
+
+/** Called on each failed transfer before the retry; `attempt` counts from 1. */
+export type OnDownloadFailure = (error: DownloadError, attempt: number) => void;
+
+/**
+ * Puts a manifest's model file and holdout bundle into the model store, verified: streamed from
+ * the Object Store into downloads/, checked for size and sha256 (and, for the model, that ONNX
+ * Runtime can load it), then renamed into models/. Files already there are not fetched again.
+ * A failed transfer is retried with backoff until it succeeds or the signal aborts (a server
+ * restart mid-download just means starting that file over); an object that is not what the
+ * manifest says is refused at once with ManifestRefusedError.
+ */
+export class ModelFetcher {
+  readonly #o: ModelFetcherOptions;
+
+  constructor(options: ModelFetcherOptions) {
+    this.#o = options;
+  }
+
+  async fetch(
+    manifest: ModelManifest,
+    signal: AbortSignal,
+    onFailure: OnDownloadFailure,
+  ): Promise<void> {
+    await this.#fetchOne(manifest.model, 'onnx', signal, onFailure);
+    if (manifest.holdout) await this.#fetchOne(manifest.holdout, 'npz', signal, onFailure);
+  }
+
+  async #fetchOne(
+    ref: ObjectRef,
+    extension: 'onnx' | 'npz',
+    signal: AbortSignal,
+    onFailure: OnDownloadFailure,
+  ): Promise<void> {
+    const { store, link, stallMs, logger } = this.#o;
+    const file = store.fileFor(ref, extension);
+    if (await store.has(file)) return;
+    const backoff = new Backoff(this.#o.backoff);
+    for (let attempt = 1; ; attempt++) {
+      const partial = store.downloadPath();
+      try {
+        const objects = await new Objm(await link.connection(signal))
+          .open(ref.bucket)
+          .catch((err: unknown) => {
+            throw new DownloadError(
+              `cannot open the bucket ${ref.bucket}: ${(err as Error).message}`,
+              {
+                cause: err,
+              },
+            );
+          });
+        await downloadObject(objects, ref, partial, { stallMs, signal });
+        if (extension === 'onnx') await requireLoadable(partial, ref);
+        await store.install(partial, file);
+        logger.info({ object: ref.name, bytes: ref.size, attempt }, 'downloaded and verified');
+        return;
+      } catch (err) {
+        if (signal.aborted || !(err instanceof DownloadError)) throw err;
+        onFailure(err, attempt);
+        if (!(await pause(backoff.next(), signal))) throw signal.reason;
+      }
+    }
+  }
+}
+
+/** A file whose digest matched can still be something ONNX Runtime cannot load here. */
+async function requireLoadable(file: string, ref: ObjectRef): Promise<void> {
+  try {
+    await (await loadSession(file)).release();
+  } catch (err) {
+    await unlink(file).catch(() => {});
+    // The download's temporary name means nothing to whoever reads the report.
+    const reason = (err as Error).message.replaceAll(file, ref.name);
+    throw new ManifestRefusedError(
+      'not_onnx',
+      `${ref.name} is not a model ONNX Runtime can load: ${reason}`,
+    );
+  }
+}

@@ -1,0 +1,79 @@
+import type { Logger } from '../../common/logger.js';
+import { connectNats, redactUrl, type NatsConnection } from '../../common/nats.js';
+import { Backoff, type BackoffOptions } from '../heartbeat/backoff.js';
+import { abortable, pause } from '../heartbeat/pause.js';
+
+export interface NatsLinkOptions {
+  /** From enrollment; may carry the agent's credentials (nats://user:pass@host:port). */
+  url: string;
+  /** Shown in the server's connection list. */
+  name: string;
+  backoff: BackoffOptions;
+  logger: Logger;
+}
+
+/**
+ * The agent's one NATS connection, read-only by the server's permissions. The first connect is
+ * retried with backoff for as long as it takes (a device may boot before its network); after
+ * that the client reconnects by itself, forever. The URL is only ever logged redacted.
+ */
+export class NatsLink {
+  readonly #o: NatsLinkOptions;
+  readonly #closed = new AbortController();
+  readonly #onReconnect = new Set<() => void>();
+  #connecting: Promise<NatsConnection> | undefined;
+
+  constructor(options: NatsLinkOptions) {
+    this.#o = options;
+  }
+
+  /** The connection once there is one; starts connecting on first use. */
+  connection(signal: AbortSignal): Promise<NatsConnection> {
+    this.#connecting ??= this.#connect();
+    return abortable(this.#connecting, signal);
+  }
+
+  /** Calls `listener` after each reconnect, until the returned function is called. */
+  onReconnect(listener: () => void): () => void {
+    this.#onReconnect.add(listener);
+    return () => this.#onReconnect.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    this.#closed.abort(new Error('the NATS link is closed'));
+    const nc = await this.#connecting?.catch(() => undefined);
+    await nc?.close();
+  }
+
+  async #connect(): Promise<NatsConnection> {
+    const { url, name, logger } = this.#o;
+    const backoff = new Backoff(this.#o.backoff);
+    const natsUrl = redactUrl(url);
+    for (;;) {
+      try {
+        const nc = await connectNats(url, { name });
+        logger.info({ natsUrl }, 'connected to NATS');
+        void this.#logStatus(nc);
+        return nc;
+      } catch (err) {
+        const retryInMs = backoff.next();
+        logger.warn(
+          { natsUrl, error: (err as Error).message, retryInMs: Math.round(retryInMs) },
+          'cannot reach NATS yet; retrying',
+        );
+        if (!(await pause(retryInMs, this.#closed.signal))) throw this.#closed.signal.reason;
+      }
+    }
+  }
+
+  async #logStatus(nc: NatsConnection): Promise<void> {
+    const { logger } = this.#o;
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') logger.warn('lost the NATS connection; reconnecting');
+      else if (s.type === 'reconnect') {
+        logger.info('reconnected to NATS');
+        for (const listener of this.#onReconnect) listener();
+      }
+    }
+  }
+}
