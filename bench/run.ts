@@ -3,10 +3,12 @@
  * bench-results/. Benchmarks are not tests: they report numbers (and ratios within one run),
  * they never pass or fail on a time.
  */
+import { runFanoutBenchmark } from './fanout.js';
 import { runFleetBenchmark } from './fleet.js';
 
 const BENCHMARKS: Record<string, (args: string[]) => Promise<void>> = {
   fleet: runFleetBenchmark,
+  fanout: runFanoutBenchmark,
 };
 
 const [name, ...args] = process.argv.slice(2);
