@@ -17,6 +17,8 @@ interface FanoutResult {
   /** effective / raw: the share of the object store's read limit the fan-out reached. */
   shareOfLimit: number;
   failures: number;
+  /** Transfers that stalled and were started over, as a real agent does. */
+  retries: number;
 }
 
 /**
@@ -59,7 +61,15 @@ export async function runFanoutBenchmark(argv: string[]): Promise<void> {
       try {
         process.stderr.write(`[fanout ${agents}] downloading\n`);
         const started = performance.now();
-        const outcomes = await Promise.allSettled(connections.map((nc) => download(nc, sha256)));
+        let retries = 0;
+        const outcomes = await Promise.allSettled(
+          connections.map((nc) =>
+            withRetries(
+              () => download(nc, sha256),
+              () => void retries++,
+            ),
+          ),
+        );
         const seconds = (performance.now() - started) / 1000;
         const failures = outcomes.filter((o) => o.status === 'rejected').length;
         const effective = ((agents - failures) * bytes) / 1024 / 1024 / seconds;
@@ -71,6 +81,7 @@ export async function runFanoutBenchmark(argv: string[]): Promise<void> {
           rawObjectStoreMiBps: round(raw),
           shareOfLimit: round(effective / raw),
           failures,
+          retries,
         });
         console.table(results);
       } finally {
@@ -104,6 +115,18 @@ async function download(nc: NatsConnection, sha256: string): Promise<void> {
   const hash = createHash('sha256');
   for await (const chunk of result.data) hash.update(chunk);
   if (hash.digest('hex') !== sha256) throw new Error('digest mismatch');
+}
+
+/** A stalled transfer starts over, up to 3 times, as the agent's downloader does. */
+async function withRetries(attempt: () => Promise<void>, onRetry: () => void): Promise<void> {
+  for (let i = 1; ; i++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (i >= 3) throw err;
+      onRetry();
+    }
+  }
 }
 
 async function rawReadMiBps(url: string, sha256: string, times: number): Promise<number> {
