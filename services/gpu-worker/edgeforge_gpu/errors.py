@@ -1,6 +1,6 @@
 """Failures that retrying cannot fix: bad input, or a model that fails its own checks.
 
-Activities turn these into non-retryable Temporal ApplicationFailures whose type is the class name;
+Activities turn these into non-retryable Temporal application failures typed by the class name;
 anything else (a NATS hiccup, an out-of-memory kill) is raised as is and Temporal retries it.
 """
 
@@ -35,3 +35,7 @@ class ParityError(EdgeforgeError):
 def unknown_name(kind: str, name: str, known: Iterable[str]) -> ConfigError:
     """The error for a registry lookup that missed: lists what the registry does know."""
     return ConfigError(f"unknown {kind} {name!r}", f"Use one of: {', '.join(sorted(known))}")
+
+
+class ArtifactError(EdgeforgeError):
+    """A model file named in a request is not in the object store."""

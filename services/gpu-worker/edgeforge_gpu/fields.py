@@ -1,21 +1,7 @@
-"""Dataclass fields that carry a description: the step configs' documentation, exported to
-contracts.schema.json so the TypeScript side sees the same words."""
-
-import dataclasses
-from collections.abc import Callable
-from typing import Any
+"""Descriptions for dataclass fields: the step configs' and payloads' documentation, exported to
+contracts.schema.json so the TypeScript side reads the same words."""
 
 
-def option(default: Any, description: str) -> Any:
-    """A field with a default value and a description."""
-    return dataclasses.field(default=default, metadata={"description": description})
-
-
-def option_factory(factory: Callable[[], Any], description: str) -> Any:
-    """A field whose default is built per instance (lists, nested configs)."""
-    return dataclasses.field(default_factory=factory, metadata={"description": description})
-
-
-def required(description: str) -> Any:
-    """A field without a default."""
-    return dataclasses.field(metadata={"description": description})
+def doc(description: str) -> dict[str, str]:
+    """Field metadata: `field(default=..., metadata=doc("what it means"))`."""
+    return {"description": description}

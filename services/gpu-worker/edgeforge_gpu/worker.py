@@ -1,7 +1,8 @@
 """Entry point: connects to Temporal and serves the gpu activities on task queue edgeforge-gpu.
 
 Configuration comes from the same environment variables as the TypeScript side
-(EDGEFORGE_TEMPORAL_ADDRESS, EDGEFORGE_TEMPORAL_NAMESPACE), overridable by flags.
+(EDGEFORGE_TEMPORAL_ADDRESS, EDGEFORGE_TEMPORAL_NAMESPACE, EDGEFORGE_NATS_URL), overridable by
+flags, plus EDGEFORGE_GPU_WORK_DIR for checkpoints.
 """
 
 import argparse
@@ -16,7 +17,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from edgeforge_gpu import TASK_QUEUE
-from edgeforge_gpu.activities import ACTIVITIES
+from edgeforge_gpu.activities import build_activities
+from edgeforge_gpu.settings import Settings
 
 log = logging.getLogger("edgeforge.gpu_worker")
 
@@ -33,13 +35,16 @@ LOG_LEVELS = {
 
 
 def build_worker(
-    client: Client, executor: concurrent.futures.Executor, task_queue: str = TASK_QUEUE
+    client: Client,
+    executor: concurrent.futures.Executor,
+    settings: Settings,
+    task_queue: str = TASK_QUEUE,
 ) -> Worker:
     # Activities are synchronous (torch releases the GIL in its kernels); they run on threads.
     return Worker(
         client,
         task_queue=task_queue,
-        activities=list(ACTIVITIES.values()),
+        activities=list(build_activities(settings).values()),
         activity_executor=executor,
         max_concurrent_activities=2,
     )
@@ -55,20 +60,22 @@ async def connect(address: str, namespace: str) -> Client:
         ) from err
 
 
-async def serve(address: str, namespace: str, task_queue: str) -> None:
+async def serve(address: str, namespace: str, task_queue: str, settings: Settings) -> None:
     client = await connect(address, namespace)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as executor:
-        worker = build_worker(client, executor, task_queue)
+        worker = build_worker(client, executor, settings, task_queue)
         async with worker:
             log.info(
-                "gpu worker ready: task queue %s on %s (namespace %s)",
+                "gpu worker ready: task queue %s on %s (namespace %s), models in %s, work dir %s",
                 task_queue,
                 address,
                 namespace,
+                settings.nats_url,
+                settings.work_dir,
             )
             await stop.wait()
             log.info("gpu worker stopping: finishing running activities")
@@ -84,13 +91,16 @@ def main(argv: list[str] | None = None) -> None:
         "--namespace", default=os.environ.get("EDGEFORGE_TEMPORAL_NAMESPACE", "default")
     )
     parser.add_argument("--task-queue", default=TASK_QUEUE)
+    settings = Settings.from_env()
+    parser.add_argument("--nats-url", default=settings.nats_url)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=LOG_LEVELS.get(os.environ.get("EDGEFORGE_LOG_LEVEL", "info"), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
-    asyncio.run(serve(args.temporal_address, args.namespace, args.task_queue))
+    settings = Settings(nats_url=args.nats_url, work_dir=settings.work_dir)
+    asyncio.run(serve(args.temporal_address, args.namespace, args.task_queue, settings))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 import onnxruntime
 import torch
 
-from edgeforge_gpu.activities import ACTIVITIES, activity
+from edgeforge_gpu.activities import activity, build_activities
 from edgeforge_gpu.activities.environment import describe_environment
+from edgeforge_gpu.settings import Settings
 
 
 def test_reports_the_installed_torch_and_cuda_state():
@@ -14,11 +15,18 @@ def test_reports_the_installed_torch_and_cuda_state():
     assert (env.cuda_device_name is None) == (not env.cuda_available)
 
 
-def test_registry_names_unknown_activities():
-    assert activity("describe_environment") is ACTIVITIES["describe_environment"]
+def test_registry_names_unknown_activities(tmp_path):
+    activities = build_activities(Settings(nats_url="nats://127.0.0.1:1", work_dir=tmp_path))
+    assert activity("describe_environment", activities) is describe_environment
+    assert set(activities) == {
+        "describe_environment",
+        "prepare_teacher",
+        "distill_student",
+        "build_variants",
+    }
     try:
-        activity("distil")
+        activity("distil", activities)
     except KeyError as err:
-        assert "describe_environment" in str(err)
+        assert "distill_student" in str(err)
     else:
         raise AssertionError("unknown activity name was accepted")

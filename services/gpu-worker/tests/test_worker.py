@@ -5,10 +5,12 @@ import concurrent.futures
 import uuid
 from datetime import timedelta
 
+import pytest
 from temporalio import workflow
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from edgeforge_gpu.settings import Settings
 from edgeforge_gpu.worker import build_worker
 
 
@@ -21,7 +23,10 @@ class CallByName:
         return await workflow.execute_activity(name, start_to_close_timeout=timedelta(seconds=60))
 
 
-def test_serves_describe_environment_on_the_gpu_queue(temporal_bin: str):
+@pytest.mark.slow
+def test_serves_describe_environment_on_the_gpu_queue(temporal_bin: str, tmp_path):
+    settings = Settings(nats_url="nats://127.0.0.1:1", work_dir=tmp_path)
+
     async def scenario() -> dict:
         async with await WorkflowEnvironment.start_local(
             dev_server_existing_path=temporal_bin,
@@ -29,7 +34,7 @@ def test_serves_describe_environment_on_the_gpu_queue(temporal_bin: str):
         ) as env:
             queue = f"test-gpu-{uuid.uuid4()}"
             with concurrent.futures.ThreadPoolExecutor(max_workers=2) as executor:
-                activities = build_worker(env.client, executor, queue)
+                activities = build_worker(env.client, executor, settings, queue)
                 workflows = Worker(env.client, task_queue=queue, workflows=[CallByName])
                 async with activities, workflows:
                     return await env.client.execute_workflow(

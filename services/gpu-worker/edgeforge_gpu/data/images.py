@@ -10,7 +10,7 @@ from edgeforge_gpu.errors import DatasetError
 @dataclass(frozen=True)
 class LabeledImages:
     x: np.ndarray
-    """float32, (N, C, H, W), pixel values as the model sees them (uint8 sources scaled to [0, 1])."""
+    """float32, (N, C, H, W): pixels as the model sees them (uint8 sources scaled to [0, 1])."""
     y: np.ndarray
     """int64, (N,), class indices 0..K-1."""
 
@@ -73,7 +73,8 @@ def check_images(x: np.ndarray, y: np.ndarray, origin: str) -> LabeledImages:
     missing = np.flatnonzero(counts == 0)
     if len(missing):
         raise DatasetError(
-            f"{origin}: labels go up to {len(counts) - 1} but class {int(missing[0])} has no sample",
+            f"{origin}: labels go up to {len(counts) - 1} "
+            f"but class {int(missing[0])} has no sample",
             "Number the classes 0..K-1 without gaps",
         )
     if len(counts) < 2:

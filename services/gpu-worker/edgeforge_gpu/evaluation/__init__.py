@@ -1,0 +1,1 @@
+"""Measuring ONNX models: accuracy, agreement, size, op mix, reference latency."""

@@ -1,0 +1,1 @@
+"""Quantized variants, built with ONNX Runtime's quantization tools, one pass module per kind."""

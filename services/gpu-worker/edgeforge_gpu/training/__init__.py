@@ -1,0 +1,1 @@
+"""PyTorch training: the loop, its checkpoints, and the objectives it minimises."""
