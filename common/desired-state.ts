@@ -38,7 +38,3 @@ export interface BenchmarkSettings {
   /** Intra-op threads for the session; 0 means ONNX Runtime's default. */
   threads: number;
 }
-
-export function defaultBenchmarkSettings(): BenchmarkSettings {
-  return { warmupRuns: 10, minRuns: 100, minSeconds: 2, threads: 0 };
-}

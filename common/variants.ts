@@ -15,7 +15,3 @@ export const VARIANTS = [
 ] as const;
 
 export type VariantName = (typeof VARIANTS)[number];
-
-export function isVariantName(name: string): name is VariantName {
-  return (VARIANTS as readonly string[]).includes(name);
-}

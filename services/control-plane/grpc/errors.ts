@@ -1,4 +1,4 @@
-import { status, type ServiceError, Metadata } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { EdgeforgeError, ServiceUnreachableError } from '../../../common/errors.js';
 import { PermissionDeniedError, UnauthenticatedError } from '../auth/credentials.js';
 import { RegistryConflictError } from '../registry/device-registry.js';
@@ -41,11 +41,6 @@ export function toGrpcStatus(err: unknown): { code: status; details: string } {
     code: status.INTERNAL,
     details: 'internal error; the control plane log has the details',
   };
-}
-
-export function toServiceError(err: unknown): Partial<ServiceError> {
-  const { code, details } = toGrpcStatus(err);
-  return { code, details, metadata: new Metadata() };
 }
 
 function isNatsUnavailable(err: unknown): boolean {
