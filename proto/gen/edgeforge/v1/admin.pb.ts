@@ -108,6 +108,73 @@ export interface GetDeviceResponse {
   device?: Device | undefined;
 }
 
+/**
+ * The spec and the status travel as JSON (the RolloutSpec and RolloutStatus types of
+ * common/rollout.ts): they embed the gpu worker's dataset, teacher and distillation settings,
+ * whose schema the Python worker owns (services/gpu-worker/contracts.schema.json); a third copy
+ * in proto would drift. The control plane validates the spec field by field.
+ */
+export interface StartRolloutRequest {
+  specJson: string;
+}
+
+export interface StartRolloutResponse {
+  rolloutId: string;
+  workflowId: string;
+  runId: string;
+}
+
+export interface RolloutSummary {
+  rolloutId: string;
+  /** A RolloutPhase of common/rollout.ts, e.g. "rolling_out" or "succeeded". */
+  phase: string;
+  modelId: string;
+  startedAt?: Date | undefined;
+  updatedAt?:
+    | Date
+    | undefined;
+  /** Unset while it runs. */
+  finishedAt?: Date | undefined;
+  hardwareClasses: number;
+  devicesTotal: number;
+  devicesDone: number;
+  detail: string;
+}
+
+export interface GetRolloutRequest {
+  rolloutId: string;
+}
+
+export interface GetRolloutResponse {
+  summary?:
+    | RolloutSummary
+    | undefined;
+  /** RolloutStatus as JSON. */
+  statusJson: string;
+}
+
+export interface ListRolloutsRequest {
+  /** Up to 1000; 100 when 0. */
+  pageSize: number;
+  pageToken: string;
+}
+
+export interface ListRolloutsResponse {
+  rollouts: RolloutSummary[];
+  nextPageToken: string;
+}
+
+export interface CancelRolloutRequest {
+  rolloutId: string;
+  /** Recorded in the rollout's result. */
+  reason: string;
+}
+
+export interface CancelRolloutResponse {
+  /** False when the rollout had already finished. */
+  cancelled: boolean;
+}
+
 function createBaseDevice(): Device {
   return {
     deviceId: "",
@@ -708,6 +775,952 @@ export const GetDeviceResponse: MessageFns<GetDeviceResponse> = {
   },
 };
 
+function createBaseStartRolloutRequest(): StartRolloutRequest {
+  return { specJson: "" };
+}
+
+export const StartRolloutRequest: MessageFns<StartRolloutRequest> = {
+  encode(message: StartRolloutRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.specJson !== "") {
+      writer.uint32(10).string(message.specJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StartRolloutRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStartRolloutRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.specJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StartRolloutRequest {
+    return {
+      specJson: isSet(object.specJson)
+        ? globalThis.String(object.specJson)
+        : isSet(object.spec_json)
+        ? globalThis.String(object.spec_json)
+        : "",
+    };
+  },
+
+  toJSON(message: StartRolloutRequest): unknown {
+    const obj: any = {};
+    if (message.specJson !== "") {
+      obj.specJson = message.specJson;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StartRolloutRequest>, I>>(base?: I): StartRolloutRequest {
+    return StartRolloutRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StartRolloutRequest>, I>>(object: I): StartRolloutRequest {
+    const message = createBaseStartRolloutRequest();
+    message.specJson = object.specJson ?? "";
+    return message;
+  },
+};
+
+function createBaseStartRolloutResponse(): StartRolloutResponse {
+  return { rolloutId: "", workflowId: "", runId: "" };
+}
+
+export const StartRolloutResponse: MessageFns<StartRolloutResponse> = {
+  encode(message: StartRolloutResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.rolloutId !== "") {
+      writer.uint32(10).string(message.rolloutId);
+    }
+    if (message.workflowId !== "") {
+      writer.uint32(18).string(message.workflowId);
+    }
+    if (message.runId !== "") {
+      writer.uint32(26).string(message.runId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StartRolloutResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStartRolloutResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.rolloutId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.workflowId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.runId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StartRolloutResponse {
+    return {
+      rolloutId: isSet(object.rolloutId)
+        ? globalThis.String(object.rolloutId)
+        : isSet(object.rollout_id)
+        ? globalThis.String(object.rollout_id)
+        : "",
+      workflowId: isSet(object.workflowId)
+        ? globalThis.String(object.workflowId)
+        : isSet(object.workflow_id)
+        ? globalThis.String(object.workflow_id)
+        : "",
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+        ? globalThis.String(object.run_id)
+        : "",
+    };
+  },
+
+  toJSON(message: StartRolloutResponse): unknown {
+    const obj: any = {};
+    if (message.rolloutId !== "") {
+      obj.rolloutId = message.rolloutId;
+    }
+    if (message.workflowId !== "") {
+      obj.workflowId = message.workflowId;
+    }
+    if (message.runId !== "") {
+      obj.runId = message.runId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StartRolloutResponse>, I>>(base?: I): StartRolloutResponse {
+    return StartRolloutResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StartRolloutResponse>, I>>(object: I): StartRolloutResponse {
+    const message = createBaseStartRolloutResponse();
+    message.rolloutId = object.rolloutId ?? "";
+    message.workflowId = object.workflowId ?? "";
+    message.runId = object.runId ?? "";
+    return message;
+  },
+};
+
+function createBaseRolloutSummary(): RolloutSummary {
+  return {
+    rolloutId: "",
+    phase: "",
+    modelId: "",
+    startedAt: undefined,
+    updatedAt: undefined,
+    finishedAt: undefined,
+    hardwareClasses: 0,
+    devicesTotal: 0,
+    devicesDone: 0,
+    detail: "",
+  };
+}
+
+export const RolloutSummary: MessageFns<RolloutSummary> = {
+  encode(message: RolloutSummary, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.rolloutId !== "") {
+      writer.uint32(10).string(message.rolloutId);
+    }
+    if (message.phase !== "") {
+      writer.uint32(18).string(message.phase);
+    }
+    if (message.modelId !== "") {
+      writer.uint32(26).string(message.modelId);
+    }
+    if (message.startedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.startedAt), writer.uint32(34).fork()).join();
+    }
+    if (message.updatedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.updatedAt), writer.uint32(42).fork()).join();
+    }
+    if (message.finishedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.finishedAt), writer.uint32(50).fork()).join();
+    }
+    if (message.hardwareClasses !== 0) {
+      writer.uint32(56).uint32(message.hardwareClasses);
+    }
+    if (message.devicesTotal !== 0) {
+      writer.uint32(64).uint32(message.devicesTotal);
+    }
+    if (message.devicesDone !== 0) {
+      writer.uint32(72).uint32(message.devicesDone);
+    }
+    if (message.detail !== "") {
+      writer.uint32(82).string(message.detail);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RolloutSummary {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRolloutSummary();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.rolloutId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.phase = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.modelId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.startedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.updatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.finishedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.hardwareClasses = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.devicesTotal = reader.uint32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.devicesDone = reader.uint32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.detail = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RolloutSummary {
+    return {
+      rolloutId: isSet(object.rolloutId)
+        ? globalThis.String(object.rolloutId)
+        : isSet(object.rollout_id)
+        ? globalThis.String(object.rollout_id)
+        : "",
+      phase: isSet(object.phase) ? globalThis.String(object.phase) : "",
+      modelId: isSet(object.modelId)
+        ? globalThis.String(object.modelId)
+        : isSet(object.model_id)
+        ? globalThis.String(object.model_id)
+        : "",
+      startedAt: isSet(object.startedAt)
+        ? fromJsonTimestamp(object.startedAt)
+        : isSet(object.started_at)
+        ? fromJsonTimestamp(object.started_at)
+        : undefined,
+      updatedAt: isSet(object.updatedAt)
+        ? fromJsonTimestamp(object.updatedAt)
+        : isSet(object.updated_at)
+        ? fromJsonTimestamp(object.updated_at)
+        : undefined,
+      finishedAt: isSet(object.finishedAt)
+        ? fromJsonTimestamp(object.finishedAt)
+        : isSet(object.finished_at)
+        ? fromJsonTimestamp(object.finished_at)
+        : undefined,
+      hardwareClasses: isSet(object.hardwareClasses)
+        ? globalThis.Number(object.hardwareClasses)
+        : isSet(object.hardware_classes)
+        ? globalThis.Number(object.hardware_classes)
+        : 0,
+      devicesTotal: isSet(object.devicesTotal)
+        ? globalThis.Number(object.devicesTotal)
+        : isSet(object.devices_total)
+        ? globalThis.Number(object.devices_total)
+        : 0,
+      devicesDone: isSet(object.devicesDone)
+        ? globalThis.Number(object.devicesDone)
+        : isSet(object.devices_done)
+        ? globalThis.Number(object.devices_done)
+        : 0,
+      detail: isSet(object.detail) ? globalThis.String(object.detail) : "",
+    };
+  },
+
+  toJSON(message: RolloutSummary): unknown {
+    const obj: any = {};
+    if (message.rolloutId !== "") {
+      obj.rolloutId = message.rolloutId;
+    }
+    if (message.phase !== "") {
+      obj.phase = message.phase;
+    }
+    if (message.modelId !== "") {
+      obj.modelId = message.modelId;
+    }
+    if (message.startedAt !== undefined) {
+      obj.startedAt = message.startedAt.toISOString();
+    }
+    if (message.updatedAt !== undefined) {
+      obj.updatedAt = message.updatedAt.toISOString();
+    }
+    if (message.finishedAt !== undefined) {
+      obj.finishedAt = message.finishedAt.toISOString();
+    }
+    if (message.hardwareClasses !== 0) {
+      obj.hardwareClasses = Math.round(message.hardwareClasses);
+    }
+    if (message.devicesTotal !== 0) {
+      obj.devicesTotal = Math.round(message.devicesTotal);
+    }
+    if (message.devicesDone !== 0) {
+      obj.devicesDone = Math.round(message.devicesDone);
+    }
+    if (message.detail !== "") {
+      obj.detail = message.detail;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RolloutSummary>, I>>(base?: I): RolloutSummary {
+    return RolloutSummary.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RolloutSummary>, I>>(object: I): RolloutSummary {
+    const message = createBaseRolloutSummary();
+    message.rolloutId = object.rolloutId ?? "";
+    message.phase = object.phase ?? "";
+    message.modelId = object.modelId ?? "";
+    message.startedAt = object.startedAt ?? undefined;
+    message.updatedAt = object.updatedAt ?? undefined;
+    message.finishedAt = object.finishedAt ?? undefined;
+    message.hardwareClasses = object.hardwareClasses ?? 0;
+    message.devicesTotal = object.devicesTotal ?? 0;
+    message.devicesDone = object.devicesDone ?? 0;
+    message.detail = object.detail ?? "";
+    return message;
+  },
+};
+
+function createBaseGetRolloutRequest(): GetRolloutRequest {
+  return { rolloutId: "" };
+}
+
+export const GetRolloutRequest: MessageFns<GetRolloutRequest> = {
+  encode(message: GetRolloutRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.rolloutId !== "") {
+      writer.uint32(10).string(message.rolloutId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetRolloutRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetRolloutRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.rolloutId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetRolloutRequest {
+    return {
+      rolloutId: isSet(object.rolloutId)
+        ? globalThis.String(object.rolloutId)
+        : isSet(object.rollout_id)
+        ? globalThis.String(object.rollout_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetRolloutRequest): unknown {
+    const obj: any = {};
+    if (message.rolloutId !== "") {
+      obj.rolloutId = message.rolloutId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetRolloutRequest>, I>>(base?: I): GetRolloutRequest {
+    return GetRolloutRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetRolloutRequest>, I>>(object: I): GetRolloutRequest {
+    const message = createBaseGetRolloutRequest();
+    message.rolloutId = object.rolloutId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetRolloutResponse(): GetRolloutResponse {
+  return { summary: undefined, statusJson: "" };
+}
+
+export const GetRolloutResponse: MessageFns<GetRolloutResponse> = {
+  encode(message: GetRolloutResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.summary !== undefined) {
+      RolloutSummary.encode(message.summary, writer.uint32(10).fork()).join();
+    }
+    if (message.statusJson !== "") {
+      writer.uint32(18).string(message.statusJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetRolloutResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetRolloutResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.summary = RolloutSummary.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.statusJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetRolloutResponse {
+    return {
+      summary: isSet(object.summary) ? RolloutSummary.fromJSON(object.summary) : undefined,
+      statusJson: isSet(object.statusJson)
+        ? globalThis.String(object.statusJson)
+        : isSet(object.status_json)
+        ? globalThis.String(object.status_json)
+        : "",
+    };
+  },
+
+  toJSON(message: GetRolloutResponse): unknown {
+    const obj: any = {};
+    if (message.summary !== undefined) {
+      obj.summary = RolloutSummary.toJSON(message.summary);
+    }
+    if (message.statusJson !== "") {
+      obj.statusJson = message.statusJson;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetRolloutResponse>, I>>(base?: I): GetRolloutResponse {
+    return GetRolloutResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetRolloutResponse>, I>>(object: I): GetRolloutResponse {
+    const message = createBaseGetRolloutResponse();
+    message.summary = (object.summary !== undefined && object.summary !== null)
+      ? RolloutSummary.fromPartial(object.summary)
+      : undefined;
+    message.statusJson = object.statusJson ?? "";
+    return message;
+  },
+};
+
+function createBaseListRolloutsRequest(): ListRolloutsRequest {
+  return { pageSize: 0, pageToken: "" };
+}
+
+export const ListRolloutsRequest: MessageFns<ListRolloutsRequest> = {
+  encode(message: ListRolloutsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pageSize !== 0) {
+      writer.uint32(8).uint32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(18).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListRolloutsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListRolloutsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListRolloutsRequest {
+    return {
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListRolloutsRequest): unknown {
+    const obj: any = {};
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListRolloutsRequest>, I>>(base?: I): ListRolloutsRequest {
+    return ListRolloutsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListRolloutsRequest>, I>>(object: I): ListRolloutsRequest {
+    const message = createBaseListRolloutsRequest();
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseListRolloutsResponse(): ListRolloutsResponse {
+  return { rollouts: [], nextPageToken: "" };
+}
+
+export const ListRolloutsResponse: MessageFns<ListRolloutsResponse> = {
+  encode(message: ListRolloutsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.rollouts) {
+      RolloutSummary.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListRolloutsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListRolloutsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.rollouts.push(RolloutSummary.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListRolloutsResponse {
+    return {
+      rollouts: globalThis.Array.isArray(object?.rollouts)
+        ? object.rollouts.map((e: any) => RolloutSummary.fromJSON(e))
+        : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListRolloutsResponse): unknown {
+    const obj: any = {};
+    if (message.rollouts?.length) {
+      obj.rollouts = message.rollouts.map((e) => RolloutSummary.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListRolloutsResponse>, I>>(base?: I): ListRolloutsResponse {
+    return ListRolloutsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListRolloutsResponse>, I>>(object: I): ListRolloutsResponse {
+    const message = createBaseListRolloutsResponse();
+    message.rollouts = object.rollouts?.map((e) => RolloutSummary.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseCancelRolloutRequest(): CancelRolloutRequest {
+  return { rolloutId: "", reason: "" };
+}
+
+export const CancelRolloutRequest: MessageFns<CancelRolloutRequest> = {
+  encode(message: CancelRolloutRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.rolloutId !== "") {
+      writer.uint32(10).string(message.rolloutId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CancelRolloutRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCancelRolloutRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.rolloutId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CancelRolloutRequest {
+    return {
+      rolloutId: isSet(object.rolloutId)
+        ? globalThis.String(object.rolloutId)
+        : isSet(object.rollout_id)
+        ? globalThis.String(object.rollout_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: CancelRolloutRequest): unknown {
+    const obj: any = {};
+    if (message.rolloutId !== "") {
+      obj.rolloutId = message.rolloutId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CancelRolloutRequest>, I>>(base?: I): CancelRolloutRequest {
+    return CancelRolloutRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CancelRolloutRequest>, I>>(object: I): CancelRolloutRequest {
+    const message = createBaseCancelRolloutRequest();
+    message.rolloutId = object.rolloutId ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseCancelRolloutResponse(): CancelRolloutResponse {
+  return { cancelled: false };
+}
+
+export const CancelRolloutResponse: MessageFns<CancelRolloutResponse> = {
+  encode(message: CancelRolloutResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cancelled !== false) {
+      writer.uint32(8).bool(message.cancelled);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CancelRolloutResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCancelRolloutResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.cancelled = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CancelRolloutResponse {
+    return { cancelled: isSet(object.cancelled) ? globalThis.Boolean(object.cancelled) : false };
+  },
+
+  toJSON(message: CancelRolloutResponse): unknown {
+    const obj: any = {};
+    if (message.cancelled !== false) {
+      obj.cancelled = message.cancelled;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CancelRolloutResponse>, I>>(base?: I): CancelRolloutResponse {
+    return CancelRolloutResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CancelRolloutResponse>, I>>(object: I): CancelRolloutResponse {
+    const message = createBaseCancelRolloutResponse();
+    message.cancelled = object.cancelled ?? false;
+    return message;
+  },
+};
+
 /**
  * AdminService is what operators and the edgeforge CLI call, with the admin credential in the
  * "authorization: Bearer <credential>" metadata.
@@ -732,11 +1745,62 @@ export const AdminServiceService = {
     responseSerialize: (value: GetDeviceResponse): Buffer => Buffer.from(GetDeviceResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetDeviceResponse => GetDeviceResponse.decode(value),
   },
+  /** Starts a rollout workflow. ALREADY_EXISTS when the rollout id is taken. */
+  startRollout: {
+    path: "/edgeforge.v1.AdminService/StartRollout" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: StartRolloutRequest): Buffer => Buffer.from(StartRolloutRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): StartRolloutRequest => StartRolloutRequest.decode(value),
+    responseSerialize: (value: StartRolloutResponse): Buffer =>
+      Buffer.from(StartRolloutResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): StartRolloutResponse => StartRolloutResponse.decode(value),
+  },
+  /** Live status from the running workflow; the stored record once it has finished. */
+  getRollout: {
+    path: "/edgeforge.v1.AdminService/GetRollout" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetRolloutRequest): Buffer => Buffer.from(GetRolloutRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetRolloutRequest => GetRolloutRequest.decode(value),
+    responseSerialize: (value: GetRolloutResponse): Buffer => Buffer.from(GetRolloutResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetRolloutResponse => GetRolloutResponse.decode(value),
+  },
+  /** Newest first. */
+  listRollouts: {
+    path: "/edgeforge.v1.AdminService/ListRollouts" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListRolloutsRequest): Buffer => Buffer.from(ListRolloutsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListRolloutsRequest => ListRolloutsRequest.decode(value),
+    responseSerialize: (value: ListRolloutsResponse): Buffer =>
+      Buffer.from(ListRolloutsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListRolloutsResponse => ListRolloutsResponse.decode(value),
+  },
+  /** Stops the rollout; every device it changed goes back to its previous model. */
+  cancelRollout: {
+    path: "/edgeforge.v1.AdminService/CancelRollout" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CancelRolloutRequest): Buffer => Buffer.from(CancelRolloutRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CancelRolloutRequest => CancelRolloutRequest.decode(value),
+    responseSerialize: (value: CancelRolloutResponse): Buffer =>
+      Buffer.from(CancelRolloutResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CancelRolloutResponse => CancelRolloutResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServiceServer extends UntypedServiceImplementation {
   listDevices: handleUnaryCall<ListDevicesRequest, ListDevicesResponse>;
   getDevice: handleUnaryCall<GetDeviceRequest, GetDeviceResponse>;
+  /** Starts a rollout workflow. ALREADY_EXISTS when the rollout id is taken. */
+  startRollout: handleUnaryCall<StartRolloutRequest, StartRolloutResponse>;
+  /** Live status from the running workflow; the stored record once it has finished. */
+  getRollout: handleUnaryCall<GetRolloutRequest, GetRolloutResponse>;
+  /** Newest first. */
+  listRollouts: handleUnaryCall<ListRolloutsRequest, ListRolloutsResponse>;
+  /** Stops the rollout; every device it changed goes back to its previous model. */
+  cancelRollout: handleUnaryCall<CancelRolloutRequest, CancelRolloutResponse>;
 }
 
 export interface AdminServiceClient extends Client {
@@ -769,6 +1833,70 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetDeviceResponse) => void,
+  ): ClientUnaryCall;
+  /** Starts a rollout workflow. ALREADY_EXISTS when the rollout id is taken. */
+  startRollout(
+    request: StartRolloutRequest,
+    callback: (error: ServiceError | null, response: StartRolloutResponse) => void,
+  ): ClientUnaryCall;
+  startRollout(
+    request: StartRolloutRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: StartRolloutResponse) => void,
+  ): ClientUnaryCall;
+  startRollout(
+    request: StartRolloutRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: StartRolloutResponse) => void,
+  ): ClientUnaryCall;
+  /** Live status from the running workflow; the stored record once it has finished. */
+  getRollout(
+    request: GetRolloutRequest,
+    callback: (error: ServiceError | null, response: GetRolloutResponse) => void,
+  ): ClientUnaryCall;
+  getRollout(
+    request: GetRolloutRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetRolloutResponse) => void,
+  ): ClientUnaryCall;
+  getRollout(
+    request: GetRolloutRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetRolloutResponse) => void,
+  ): ClientUnaryCall;
+  /** Newest first. */
+  listRollouts(
+    request: ListRolloutsRequest,
+    callback: (error: ServiceError | null, response: ListRolloutsResponse) => void,
+  ): ClientUnaryCall;
+  listRollouts(
+    request: ListRolloutsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListRolloutsResponse) => void,
+  ): ClientUnaryCall;
+  listRollouts(
+    request: ListRolloutsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListRolloutsResponse) => void,
+  ): ClientUnaryCall;
+  /** Stops the rollout; every device it changed goes back to its previous model. */
+  cancelRollout(
+    request: CancelRolloutRequest,
+    callback: (error: ServiceError | null, response: CancelRolloutResponse) => void,
+  ): ClientUnaryCall;
+  cancelRollout(
+    request: CancelRolloutRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CancelRolloutResponse) => void,
+  ): ClientUnaryCall;
+  cancelRollout(
+    request: CancelRolloutRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CancelRolloutResponse) => void,
   ): ClientUnaryCall;
 }
 
