@@ -14,6 +14,8 @@ const EnvSchema = z.object({
     .string()
     .regex(/^(nats|tls|wss?):\/\/\S+$/, 'expected a URL such as nats://127.0.0.1:4222')
     .default('nats://127.0.0.1:4222'),
+  /** The fleet's manifest signing key (orchestrator; the control plane keeps it in its data dir). */
+  EDGEFORGE_MANIFEST_KEY_FILE: z.string().min(1).optional(),
   EDGEFORGE_LOG_LEVEL: z
     .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
     .default('info'),
@@ -25,6 +27,7 @@ export interface ConnectionSettings {
   temporalAddress: string;
   temporalNamespace: string;
   natsUrl: string;
+  manifestKeyFile: string | undefined;
   logLevel: EdgeforgeEnv['EDGEFORGE_LOG_LEVEL'];
 }
 
@@ -39,6 +42,7 @@ export function loadConnectionSettings(env: NodeJS.ProcessEnv = process.env): Co
     temporalAddress: parsed.data.EDGEFORGE_TEMPORAL_ADDRESS,
     temporalNamespace: parsed.data.EDGEFORGE_TEMPORAL_NAMESPACE,
     natsUrl: parsed.data.EDGEFORGE_NATS_URL,
+    manifestKeyFile: parsed.data.EDGEFORGE_MANIFEST_KEY_FILE,
     logLevel: parsed.data.EDGEFORGE_LOG_LEVEL,
   };
 }

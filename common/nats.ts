@@ -1,3 +1,4 @@
+import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ServiceUnreachableError } from './errors.js';
 
@@ -60,4 +61,13 @@ export function splitCredentials(url: string): { server: string; user?: string; 
 /** The URL with any password masked, for logs and error messages. */
 export function redactUrl(url: string): string {
   return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
+}
+
+/** A KV update or create that lost a compare-and-swap race: read again and retry. */
+export function isRevisionConflict(err: unknown): boolean {
+  return (
+    err instanceof JetStreamApiError &&
+    (err.code === JetStreamApiCodes.StreamWrongLastSequence ||
+      err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
+  );
 }

@@ -3,9 +3,14 @@ import { connectNats } from '../common/nats.js';
 import { loadConnectionSettings } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
 import { ServiceUnreachableError } from '../common/errors.js';
+import { loadOrCreateManifestKey } from '../common/secrets.js';
 import { createOrchestratorWorker } from './worker.js';
 
-/** Runs the orchestrator worker against EDGEFORGE_TEMPORAL_ADDRESS and EDGEFORGE_NATS_URL. */
+/**
+ * Runs the orchestrator worker against EDGEFORGE_TEMPORAL_ADDRESS and EDGEFORGE_NATS_URL. It signs
+ * model manifests with the fleet key in EDGEFORGE_MANIFEST_KEY_FILE, the same file the control
+ * plane hands the public half of to agents (created by whichever of the two starts first).
+ */
 async function main(): Promise<void> {
   const settings = loadConnectionSettings();
   const log = createLogger('orchestrator', settings.logLevel);
@@ -19,9 +24,17 @@ async function main(): Promise<void> {
       );
     },
   );
+  const { manifestKeyFile } = settings;
+  if (!manifestKeyFile) {
+    throw new Error(
+      "EDGEFORGE_MANIFEST_KEY_FILE is not set: point it at the control plane's " +
+        '<data dir>/manifest-signing.pem (in Kubernetes, mount the same Secret into both)',
+    );
+  }
   const worker = await createOrchestratorWorker({
     connection,
     nats,
+    manifestKey: await loadOrCreateManifestKey(manifestKeyFile),
     namespace: settings.temporalNamespace,
   });
   // Worker.run() handles SIGINT/SIGTERM itself: it stops polling and drains running tasks.

@@ -8,7 +8,7 @@ import type { NatsConnection } from '../../common/nats.js';
 import { FleetServiceService } from '../../proto/gen/edgeforge/v1/fleet.pb.js';
 import { AdminServiceService } from '../../proto/gen/edgeforge/v1/admin.pb.js';
 import { CredentialAuthority } from './auth/credentials.js';
-import { loadOrCreateManifestKey, loadOrCreateSecret } from './auth/secrets.js';
+import { loadOrCreateManifestKey, loadOrCreateSecret } from '../../common/secrets.js';
 import { createAdminService } from './grpc/admin-service.js';
 import { createFleetService } from './grpc/fleet-service.js';
 import { createControlPlaneMetrics } from './metrics.js';

@@ -6,5 +6,5 @@ export {
   type TlsFiles,
 } from './control-plane.js';
 export { deviceIdFor } from './grpc/fleet-service.js';
-export { loadOrCreateToken } from './auth/secrets.js';
+export { loadOrCreateToken } from '../../common/secrets.js';
 export type { DeviceRecord, Connectivity } from './registry/device-record.js';

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { connectNats } from '../../common/nats.js';
 import { loadConnectionSettings } from '../../common/config.js';
 import { createLogger } from '../../common/logger.js';
-import { loadOrCreateToken } from './auth/secrets.js';
+import { loadOrCreateToken } from '../../common/secrets.js';
 import { defaultControlPlaneOptions, startControlPlane } from './control-plane.js';
 
 const defaults = defaultControlPlaneOptions();

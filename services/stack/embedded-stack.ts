@@ -102,7 +102,7 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
       startNodeService(
         'orchestrator worker',
         'workflows/main.ts',
-        env,
+        { ...env, EDGEFORGE_MANIFEST_KEY_FILE: join(controlPlaneDir, 'manifest-signing.pem') },
         join(logDir, 'orchestrator.log'),
       ),
     ]);

@@ -1,3 +1,4 @@
+import { generateManifestKeyPair, loadManifestKeyPair } from '../../common/manifest.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
@@ -35,6 +36,7 @@ describe('cross-language smoke', () => {
       connection: workerConnection,
       nats,
       taskQueue,
+      manifestKey: loadManifestKeyPair(generateManifestKeyPair().privateKeyPem),
     });
     const probeKey = `smoke-${randomUUID()}`;
 

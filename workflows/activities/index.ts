@@ -1,14 +1,25 @@
+import type { ManifestKeyPair } from '../../common/manifest.js';
 import type { NatsConnection } from '../../common/nats.js';
+import { createFleetActivities } from './fleet.js';
 import { createKvProbeActivity } from './kv-probe.js';
+import { createPublishingActivities } from './publishing.js';
+import { createRecordActivities } from './records.js';
 
 export interface OrchestratorDependencies {
   nats: NatsConnection;
+  /** The fleet's manifest signing key (the control plane creates it; see docs/architecture.md). */
+  manifestKey: ManifestKeyPair;
+  /** A device heard from within this long counts as online; default 60 s. */
+  onlineWithinMs?: number;
 }
 
 /** The TypeScript activities of the orchestrator, built from their dependencies. */
 export function createOrchestratorActivities(deps: OrchestratorDependencies) {
   return {
     probeKeyValue: createKvProbeActivity(deps.nats),
+    ...createFleetActivities(deps.nats, { onlineWithinMs: deps.onlineWithinMs ?? 60_000 }),
+    ...createPublishingActivities(deps.nats, deps.manifestKey),
+    ...createRecordActivities(deps.nats),
   };
 }
 

@@ -1,7 +1,6 @@
 import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
-import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import type { QueuedIterator } from '@nats-io/transport-node';
-import type { NatsConnection } from '../../../common/nats.js';
+import { isRevisionConflict, type NatsConnection } from '../../../common/nats.js';
 import { KV_BUCKETS } from '../../../common/names.js';
 import { EdgeforgeError } from '../../../common/errors.js';
 import type { DeviceRecord } from './device-record.js';
@@ -158,12 +157,3 @@ export class DeviceRegistry {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** KV create() on an existing key and update() on a stale revision both fail with these codes. */
-function isRevisionConflict(err: unknown): boolean {
-  return (
-    err instanceof JetStreamApiError &&
-    (err.code === JetStreamApiCodes.StreamWrongLastSequence ||
-      err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
-  );
-}

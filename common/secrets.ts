@@ -5,7 +5,7 @@ import {
   generateManifestKeyPair,
   loadManifestKeyPair,
   type ManifestKeyPair,
-} from '../../../common/manifest.js';
+} from './manifest.js';
 
 /**
  * Reads a secret file, or creates it with `bytes` random bytes (mode 0600, written atomically)

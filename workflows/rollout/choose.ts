@@ -1,0 +1,196 @@
+import type {
+  BenchmarkReportSignal,
+  CandidateOutcome,
+  OnDeviceResult,
+} from '../../common/rollout.js';
+
+/**
+ * Picks a hardware class's variant from what its canaries measured. Pure and deterministic
+ * (workflow code). The winner met the accuracy budget ON THE DEVICE and the latency SLO, with the
+ * lowest p95 (then the smallest file); a variant that failed any gate is never chosen.
+ */
+
+export const FP32 = 'fp32';
+
+export interface CandidateInput {
+  variant: string;
+  planReasons: string[];
+  /** What the gpu worker said about it. */
+  central: {
+    status: 'accepted' | 'rejected' | 'not_applicable';
+    reason: string;
+    sizeBytes: number | null;
+    centralAccuracy: number | null;
+  };
+  /** Benchmarked only as the speedup reference (the fp32 teacher): never chosen. */
+  reference?: boolean;
+}
+
+export interface ChoiceInput {
+  candidates: CandidateInput[];
+  reports: BenchmarkReportSignal[];
+  /** Largest accuracy loss against the fp32 student (0.01 = 1 point). */
+  accuracyBudget: number;
+  latencySloMs: number | null;
+  /** The fp32 student's holdout accuracy on the gpu worker: the base when no device measured it. */
+  centralFp32HoldoutAccuracy: number | null;
+}
+
+export interface Choice {
+  outcomes: CandidateOutcome[];
+  /** Null when nothing qualified. */
+  winner: string | null;
+  /** Why it won, or why nothing did. */
+  reason: string;
+  /** The fp32 student won because every quantized candidate failed a gate. */
+  fellBack: boolean;
+}
+
+// Reports are a few canaries per variant: medians resist one noisy device.
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function medianOrNull(values: (number | null)[]): number | null {
+  const present = values.filter((v): v is number => v !== null);
+  return present.length ? median(present) : null;
+}
+
+export function summarizeReports(reports: BenchmarkReportSignal[]): OnDeviceResult | null {
+  if (reports.length === 0) return null;
+  const ok = reports.filter((r) => !r.error);
+  const errors = Object.fromEntries(
+    reports.filter((r) => r.error).map((r) => [r.deviceId, r.error!]),
+  );
+  return {
+    devices: ok.length,
+    p50Ms: ok.length ? median(ok.map((r) => r.p50Ms)) : 0,
+    p95Ms: ok.length ? median(ok.map((r) => r.p95Ms)) : 0,
+    p99Ms: ok.length ? median(ok.map((r) => r.p99Ms)) : 0,
+    cv: ok.length ? median(ok.map((r) => r.cv)) : 0,
+    accuracy: medianOrNull(ok.map((r) => r.accuracy)),
+    agreement: medianOrNull(ok.map((r) => r.agreement)),
+    errors,
+  };
+}
+
+const points = (share: number) => `${(share * 100).toFixed(1)} points`;
+const ms = (value: number) => `${value.toFixed(2)} ms`;
+
+export function chooseVariant(input: ChoiceInput): Choice {
+  const byVariant = new Map<string, BenchmarkReportSignal[]>();
+  for (const r of input.reports) {
+    byVariant.set(r.variant, [...(byVariant.get(r.variant) ?? []), r]);
+  }
+  const summaries = new Map(
+    input.candidates.map((c) => [c.variant, summarizeReports(byVariant.get(c.variant) ?? [])]),
+  );
+  const fp32OnDevice = summaries.get(FP32)?.accuracy ?? null;
+  const accuracyBase = fp32OnDevice ?? input.centralFp32HoldoutAccuracy;
+  const baseName = fp32OnDevice !== null ? 'the fp32 student on the device' : 'the fp32 student';
+
+  const qualified: { variant: string; p95: number; size: number }[] = [];
+  const outcomes: CandidateOutcome[] = input.candidates.map((c) => {
+    const onDevice = summaries.get(c.variant) ?? null;
+    const outcome = (verdict: CandidateOutcome['verdict'], reason: string): CandidateOutcome => ({
+      variant: c.variant,
+      planReasons: c.planReasons,
+      sizeBytes: c.central.sizeBytes,
+      centralAccuracy: c.central.centralAccuracy,
+      onDevice,
+      verdict,
+      reason,
+    });
+    if (c.central.status === 'rejected') return outcome('rejected_centrally', c.central.reason);
+    if (c.central.status === 'not_applicable') return outcome('not_applicable', c.central.reason);
+    if (!onDevice || onDevice.devices === 0) {
+      const errors = Object.entries(onDevice?.errors ?? {});
+      return outcome(
+        'failed_on_device',
+        errors.length
+          ? `failed on ${errors.map(([device, error]) => `${device}: ${error}`).join('; ')}`
+          : 'no canary reported a benchmark for it',
+      );
+    }
+    if (c.reference) {
+      return outcome(
+        'reference',
+        `the fp32 teacher, measured for speedups: p95 ${ms(onDevice.p95Ms)}`,
+      );
+    }
+    // Without a labelled holdout, agreement with the fp32 student is what can be judged.
+    const accuracy = onDevice.accuracy;
+    if (
+      accuracy !== null &&
+      accuracyBase !== null &&
+      accuracyBase - accuracy > input.accuracyBudget + 1e-9
+    ) {
+      return outcome(
+        'over_accuracy_budget_on_device',
+        `holdout accuracy ${points(accuracy)} on the device is ${points(accuracyBase - accuracy)} ` +
+          `below ${baseName} (${points(accuracyBase)}); the budget is ${points(input.accuracyBudget)}`,
+      );
+    }
+    if (input.latencySloMs !== null && onDevice.p95Ms > input.latencySloMs) {
+      return outcome(
+        'over_latency_slo',
+        `p95 ${ms(onDevice.p95Ms)} on the device is over the SLO of ${ms(input.latencySloMs)}`,
+      );
+    }
+    qualified.push({
+      variant: c.variant,
+      p95: onDevice.p95Ms,
+      size: c.central.sizeBytes ?? Infinity,
+    });
+    return outcome('slower', '');
+  });
+
+  qualified.sort((a, b) => a.p95 - b.p95 || a.size - b.size || a.variant.localeCompare(b.variant));
+  const [best, runnerUp] = qualified;
+  for (const o of outcomes) {
+    if (o.verdict !== 'slower') continue;
+    if (o.variant === best?.variant) {
+      o.verdict = 'won';
+      continue;
+    }
+    const p95 = o.onDevice!.p95Ms;
+    o.reason =
+      p95 === best!.p95
+        ? `as fast as ${best!.variant} (p95 ${ms(p95)}) but larger`
+        : `p95 ${ms(p95)}, slower than ${best!.variant} (${ms(best!.p95)})`;
+  }
+  if (!best) {
+    return {
+      outcomes,
+      winner: null,
+      reason:
+        'no candidate met the accuracy budget and the latency SLO on the devices: ' +
+        outcomes
+          .filter((o) => o.verdict !== 'reference')
+          .map((o) => `${o.variant}: ${o.reason}`)
+          .join('; '),
+      fellBack: false,
+    };
+  }
+  const quantizedTried = outcomes.filter((o) => o.variant !== FP32 && o.verdict !== 'reference');
+  const fellBack = best.variant === FP32 && quantizedTried.length > 0;
+  const won = outcomes.find((o) => o.variant === best.variant)!;
+  const accuracy = won.onDevice!.accuracy;
+  const gates = [
+    accuracy !== null && accuracyBase !== null
+      ? `accuracy ${points(accuracy)} on the device (${points(Math.max(0, accuracyBase - accuracy))} below ${baseName}, budget ${points(input.accuracyBudget)})`
+      : 'no labelled holdout: accuracy judged on the gpu worker only',
+    input.latencySloMs !== null ? `p95 within the ${ms(input.latencySloMs)} SLO` : 'no latency SLO',
+  ].join('; ');
+  const reason = fellBack
+    ? `fell back to the fp32 student (p95 ${ms(best.p95)}): no quantized variant passed the gates (` +
+      quantizedTried.map((o) => `${o.variant}: ${o.reason}`).join('; ') +
+      `); ${gates}`
+    : `lowest on-device p95 of the qualifying variants: ${ms(best.p95)}` +
+      (runnerUp ? ` against ${ms(runnerUp.p95)} for ${runnerUp.variant}` : '') +
+      `; ${gates}`;
+  won.reason = reason;
+  return { outcomes, winner: best.variant, reason, fellBack };
+}
