@@ -41,6 +41,7 @@ export interface GpuActivities {
   describe_environment(): Promise<GpuEnvironment>;
   prepare_teacher(input: PrepareTeacherInput): Promise<TeacherResult>;
   distill_student(input: DistillStudentInput): Promise<StudentResult>;
+  import_model(input: ImportModelInput): Promise<StudentResult>;
   build_variants(input: BuildVariantsInput): Promise<VariantsResult>;
 }
 
@@ -69,7 +70,8 @@ export interface BuildVariantsInput {
 
 export interface DatasetSpec {
   /**
-   * fashion_mnist | digits (built in) | npz (arrays x, y) | image_folder (a subfolder per class)
+   * fashion_mnist | digits (built in) | npz (arrays x, y; import_model: y optional) | image_folder
+   * (a subfolder per class)
    */
   source: string;
   /**
@@ -135,6 +137,11 @@ export interface DatasetSummary {
   validation_samples: number;
   /** test split size */
   test_samples: number;
+  /**
+   * dataset (its own labels) | model_predictions (unlabelled images, labelled with the imported
+   * model's top-1 class: every accuracy is agreement with that fp32 model)
+   */
+  labels: string;
 }
 
 export interface DistillConfig {
@@ -274,6 +281,21 @@ export interface HoldoutRef {
   central_accuracy: number;
 }
 
+/** What `import_model` takes. */
+export interface ImportModelInput {
+  /** as for prepare_teacher */
+  rollout_id: string;
+  /** what to evaluate on; an npz may hold only x (then the model labels it) */
+  dataset: DatasetSpec;
+  /** the trained ONNX classifier: logits (N, classes) */
+  model: FileRef;
+  /**
+   * StudentResult.architecture, and so the default model id's suffix
+   * @defaultValue 'imported'
+   */
+  architecture_label?: string;
+}
+
 /** What `prepare_teacher` takes. */
 export interface PrepareTeacherInput {
   /** names the work folder and the objects ([A-Za-z0-9_-]{1,64}) */
@@ -299,23 +321,23 @@ export interface StoredObject {
   size_bytes: number;
 }
 
-/** What `distill_student` returns. */
+/** What `distill_student` and `import_model` return. */
 export interface StudentResult {
   /** as requested */
   rollout_id: string;
-  /** the student's architecture */
+  /** the student's architecture; imported models: the architecture_label */
   architecture: string;
   /** the data it was trained and evaluated on */
   dataset: DatasetSummary;
   /** fp32 ONNX student: <rollout>/student/fp32.onnx */
   onnx_model: StoredObject;
-  /** PyTorch weights: <rollout>/student/model.pt */
-  state_dict: StoredObject;
+  /** PyTorch weights: <rollout>/student/model.pt; null for imported models */
+  state_dict: StoredObject | null;
   /** holdout bundle: <rollout>/holdout.npz (x float32, y int64) */
   holdout: StoredObject;
   /** samples in the holdout bundle */
   holdout_samples: number;
-  /** parameter count */
+  /** parameter count (imported models: elements of the graph's initializers) */
   parameters: number;
   /** ONNX opset */
   opset: number;
@@ -327,16 +349,19 @@ export interface StudentResult {
   validation_accuracy: number;
   /** fp32 ONNX on the test split */
   test_accuracy: number;
-  /** the teacher's, for comparison */
-  teacher_test_accuracy: number;
-  /** share of test images where both pick the same class */
-  agreement_with_teacher: number;
-  /** largest |PyTorch - ONNX Runtime| logit difference */
-  parity_max_abs_diff: number;
+  /** the teacher's, for comparison; null for imported models (no teacher) */
+  teacher_test_accuracy: number | null;
+  /** share of test images where both pick the same class; null for imported */
+  agreement_with_teacher: number | null;
+  /**
+   * largest |PyTorch - ONNX Runtime| logit difference; null for imported models (no PyTorch model
+   * to compare with)
+   */
+  parity_max_abs_diff: number | null;
   /** fp32 ONNX, batch 1, one thread, median, on the gpu worker */
   latency_ms: number;
-  /** how distillation went */
-  training: TrainingSummary;
+  /** how distillation went; null for imported models */
+  training: TrainingSummary | null;
 }
 
 export interface TeacherConfig {

@@ -24,6 +24,7 @@ export type {
   GpuEnvironment,
   HintConfig,
   HoldoutRef,
+  ImportModelInput,
   Optimizer,
   PrepareTeacherInput,
   Schedule,

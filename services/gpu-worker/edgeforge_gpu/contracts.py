@@ -16,7 +16,7 @@ from edgeforge_gpu.fields import doc
 from edgeforge_gpu.manifest import UnsignedManifest, VariantOptions
 from edgeforge_gpu.steps.distill import DistillConfig
 from edgeforge_gpu.steps.export import ExportConfig
-from edgeforge_gpu.steps.teacher import TeacherConfig
+from edgeforge_gpu.steps.teacher import FileRef, TeacherConfig
 from edgeforge_gpu.steps.variants import VariantsConfig
 
 
@@ -42,6 +42,12 @@ class DatasetSummary:
     train_samples: int = field(metadata=doc("training split size"))
     validation_samples: int = field(metadata=doc("validation split size"))
     test_samples: int = field(metadata=doc("test split size"))
+    labels: str = field(
+        metadata=doc(
+            "dataset (its own labels) | model_predictions (unlabelled images, labelled with the "
+            "imported model's top-1 class: every accuracy is agreement with that fp32 model)"
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -116,33 +122,61 @@ class DistillStudentInput:
 
 
 @dataclass(frozen=True)
+class ImportModelInput:
+    rollout_id: str = field(metadata=doc("as for prepare_teacher"))
+    dataset: DatasetSpec = field(
+        metadata=doc("what to evaluate on; an npz may hold only x (then the model labels it)")
+    )
+    model: FileRef = field(metadata=doc("the trained ONNX classifier: logits (N, classes)"))
+    architecture_label: str = field(
+        default="imported",
+        metadata=doc("StudentResult.architecture, and so the default model id's suffix"),
+    )
+
+
+@dataclass(frozen=True)
 class StudentResult:
+    """What distill_student returns, and import_model for a model trained elsewhere."""
+
     rollout_id: str = field(metadata=doc("as requested"))
-    architecture: str = field(metadata=doc("the student's architecture"))
+    architecture: str = field(
+        metadata=doc("the student's architecture; imported models: the architecture_label")
+    )
     dataset: DatasetSummary = field(metadata=doc("the data it was trained and evaluated on"))
     onnx_model: StoredObject = field(metadata=doc("fp32 ONNX student: <rollout>/student/fp32.onnx"))
-    state_dict: StoredObject = field(metadata=doc("PyTorch weights: <rollout>/student/model.pt"))
+    state_dict: StoredObject | None = field(
+        metadata=doc("PyTorch weights: <rollout>/student/model.pt; null for imported models")
+    )
     holdout: StoredObject = field(
         metadata=doc("holdout bundle: <rollout>/holdout.npz (x float32, y int64)")
     )
     holdout_samples: int = field(metadata=doc("samples in the holdout bundle"))
-    parameters: int = field(metadata=doc("parameter count"))
+    parameters: int = field(
+        metadata=doc("parameter count (imported models: elements of the graph's initializers)")
+    )
     opset: int = field(metadata=doc("ONNX opset"))
     inputs: list[TensorSpec] = field(metadata=doc("graph inputs"))
     outputs: list[TensorSpec] = field(metadata=doc("graph outputs"))
     validation_accuracy: float = field(metadata=doc("fp32 ONNX on the validation split"))
     test_accuracy: float = field(metadata=doc("fp32 ONNX on the test split"))
-    teacher_test_accuracy: float = field(metadata=doc("the teacher's, for comparison"))
-    agreement_with_teacher: float = field(
-        metadata=doc("share of test images where both pick the same class")
+    teacher_test_accuracy: float | None = field(
+        metadata=doc("the teacher's, for comparison; null for imported models (no teacher)")
     )
-    parity_max_abs_diff: float = field(
-        metadata=doc("largest |PyTorch - ONNX Runtime| logit difference")
+    agreement_with_teacher: float | None = field(
+        metadata=doc("share of test images where both pick the same class; null for imported")
+    )
+    parity_max_abs_diff: float | None = field(
+        metadata=doc(
+            "largest |PyTorch - ONNX Runtime| logit difference; null for imported models "
+            "(no PyTorch model to compare with)"
+        )
     )
     latency_ms: float = field(
         metadata=doc("fp32 ONNX, batch 1, one thread, median, on the gpu worker")
     )
-    training: TrainingSummary = field(metadata=doc("how distillation went"))
+    training: TrainingSummary | None = field(
+        metadata=doc("how distillation went; null for imported models")
+    )
 
 
 @dataclass(frozen=True)

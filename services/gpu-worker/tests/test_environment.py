@@ -22,6 +22,7 @@ def test_registry_names_unknown_activities(tmp_path):
         "describe_environment",
         "prepare_teacher",
         "distill_student",
+        "import_model",
         "build_variants",
     }
     try:

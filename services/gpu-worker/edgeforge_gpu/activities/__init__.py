@@ -4,6 +4,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edgeforge_gpu.activities.environment import describe_environment
+from edgeforge_gpu.activities.import_model import create_import_model
 from edgeforge_gpu.activities.student import create_distill_student
 from edgeforge_gpu.activities.teacher import create_prepare_teacher
 from edgeforge_gpu.activities.variants import create_build_variants
@@ -20,6 +21,7 @@ def build_activities(settings: Settings) -> Activities:
         "describe_environment": describe_environment,
         "prepare_teacher": create_prepare_teacher(store, settings.work_dir),
         "distill_student": create_distill_student(store, settings.work_dir),
+        "import_model": create_import_model(store, settings.work_dir),
         "build_variants": create_build_variants(store, settings.work_dir),
     }
 

@@ -82,7 +82,10 @@ def reuse(store: ModelStore, record: str, request: str, result_type: type[R]) ->
     stored = store.get_json(record)
     if not stored or stored.get("request") != request:
         return None
-    result = value_to_type(result_type, stored["result"])
+    try:
+        result = value_to_type(result_type, stored["result"])
+    except (TypeError, ValueError, KeyError):  # stored by a worker whose result type differed
+        return None
     for obj in _stored_objects(result):
         current = store.stat(obj.name)
         if current is None or current.sha256 != obj.sha256:
@@ -117,6 +120,7 @@ def dataset_summary(dataset: Dataset) -> DatasetSummary:
         train_samples=len(dataset.train),
         validation_samples=len(dataset.validation),
         test_samples=len(dataset.test),
+        labels=dataset.labels,
     )
 
 

@@ -27,7 +27,7 @@ from edgeforge_gpu.contracts import (
     VariantResult,
     VariantsResult,
 )
-from edgeforge_gpu.data import load_dataset
+from edgeforge_gpu.data import MODEL_LABELS, Labeller, load_dataset
 from edgeforge_gpu.errors import ConfigError, DatasetError
 from edgeforge_gpu.manifest import HoldoutRef, UnsignedManifest, VariantSpec
 from edgeforge_gpu.steps.variants import ACCEPTED, BuiltVariant, Reference
@@ -89,6 +89,16 @@ def _result(
     )
 
 
+def _labeller(student: StudentResult, student_onnx: Path) -> Labeller | None:
+    """Unlabelled images are labelled by the imported model again, exactly as import_model did,
+    so the splits (and their fingerprint) are the same."""
+    from edgeforge_gpu.evaluation.runtime import onnx_logits
+
+    if student.dataset.labels != MODEL_LABELS:
+        return None
+    return lambda x: onnx_logits(student_onnx, x)
+
+
 def create_build_variants(
     store: ModelStore, work_root: Path
 ) -> Callable[[BuildVariantsInput], VariantsResult]:
@@ -107,18 +117,18 @@ def create_build_variants(
             variant_format(name)
         request.variants.check()
 
-        heartbeat("loading data")
-        dataset = load_dataset(request.dataset)
-        if dataset.fingerprint != student.dataset.fingerprint:
-            raise DatasetError(
-                "the data set differs from the one the student was trained on",
-                "Pass the same DatasetSpec to distill_student and build_variants",
-            )
         work = work_root / rollout / "variants"
         # Not fp32.onnx: that is the fp32 variant's name, which its pass writes as a copy.
         student_onnx = store.download(
             student.onnx_model.name, work / "student.onnx", student.onnx_model.sha256
         )
+        heartbeat("loading data")
+        dataset = load_dataset(request.dataset, label_with=_labeller(student, student_onnx))
+        if dataset.fingerprint != student.dataset.fingerprint:
+            raise DatasetError(
+                "the data set differs from the one the student was trained on",
+                "Pass the same DatasetSpec to distill_student (or import_model) and build_variants",
+            )
         reference: Reference | None = None
         results = []
         for name in request.formats:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeforge_gpu.data.images import LabeledImages
-from edgeforge_gpu.data.sources import read_source
+from edgeforge_gpu.data.sources import DATASET_LABELS, Labeller, read_source
 from edgeforge_gpu.data.spec import DatasetSpec
 from edgeforge_gpu.errors import ConfigError, DatasetError
 
@@ -26,6 +26,9 @@ class Dataset:
     """A random subset of test: shipped to devices to check accuracy on their own hardware."""
     fingerprint: str
     """sha256 over every split's contents: activities check they work on the same samples."""
+    labels: str = DATASET_LABELS
+    """dataset | model_predictions: where y comes from; with model predictions, accuracy is
+    agreement with the model that labelled the images."""
 
     @property
     def num_classes(self) -> int:
@@ -37,16 +40,26 @@ class Dataset:
         return int(c), int(h), int(w)
 
 
-def _stratified_split(
-    data: LabeledImages, fraction: float, seed: int, split: str, num_classes: int
+def _split(
+    data: LabeledImages,
+    fraction: float,
+    seed: int,
+    split: str,
+    num_classes: int,
+    stratify: bool = True,
 ) -> tuple[LabeledImages, LabeledImages]:
     """Holds out `fraction` of `data`, every class in proportion. Returns (rest, held out);
-    both must hold every class, or accuracy on them would not mean much."""
+    both must hold every class, or accuracy on them would not mean much.
+
+    Without `stratify` (labels a model predicted, which need not cover every class) the split is
+    random, and each side needs only one sample.
+    """
     from sklearn.model_selection import train_test_split
 
     held = math.ceil(fraction * len(data))
     rest = len(data) - held
-    if held < num_classes or rest < num_classes:
+    minimum = num_classes if stratify else 1
+    if held < minimum or rest < minimum:
         raise DatasetError(
             f"{len(data)} samples cannot give a {split} split of {fraction:.0%} "
             f"holding every one of "
@@ -55,7 +68,10 @@ def _stratified_split(
         )
     try:
         keep, out = train_test_split(
-            np.arange(len(data)), test_size=held, random_state=seed, stratify=data.y
+            np.arange(len(data)),
+            test_size=held,
+            random_state=seed,
+            stratify=data.y if stratify else None,
         )
     except ValueError as err:  # a class with a single sample cannot be stratified
         raise DatasetError(
@@ -118,21 +134,26 @@ def _check_fractions(spec: DatasetSpec, has_test: bool) -> None:
         )
 
 
-def load_dataset(spec: DatasetSpec) -> Dataset:
-    source = read_source(spec)
+def load_dataset(spec: DatasetSpec, label_with: Labeller | None = None) -> Dataset:
+    """The splits of `spec`'s samples. `label_with` labels images that come without labels (an
+    .npz with only x) with its top-1 class; without it, such a source is a DatasetError."""
+    source = read_source(spec, label_with)
     _check_fractions(spec, has_test=source.test is not None)
     k = len(source.classes)
+    stratify = source.labels == DATASET_LABELS
     pool, test = source.pool, source.test
     if test is None:
-        pool, test = _stratified_split(pool, spec.test_fraction, spec.seed, "test", k)
+        pool, test = _split(pool, spec.test_fraction, spec.seed, "test", k, stratify)
     elif test.x.shape[1:] != pool.x.shape[1:] or int(test.y.max()) >= k:
         raise DatasetError("the test set does not match the training set", "Check the source files")
     # The validation fraction is of the pool left after the test split, as the field says.
-    train, validation = _stratified_split(
-        pool, spec.validation_fraction, spec.seed, "validation", k
-    )
+    train, validation = _split(pool, spec.validation_fraction, spec.seed, "validation", k, stratify)
     if spec.max_train_samples is not None and spec.max_train_samples < len(train):
-        train = _stratified_subset(train, spec.max_train_samples, spec.seed, k)
+        train = (
+            _stratified_subset(train, spec.max_train_samples, spec.seed, k)
+            if stratify
+            else _random_subset(train, spec.max_train_samples, spec.seed)
+        )
     return Dataset(
         name=spec.source,
         classes=source.classes,
@@ -142,4 +163,5 @@ def load_dataset(spec: DatasetSpec) -> Dataset:
         calibration=_random_subset(train, spec.calibration_samples, spec.seed),
         holdout=_random_subset(test, spec.holdout_samples, spec.seed + 1),
         fingerprint=_fingerprint([train, validation, test]),
+        labels=source.labels,
     )

@@ -21,10 +21,10 @@ class LabeledImages:
         return LabeledImages(self.x[indices], self.y[indices])
 
 
-def check_images(x: np.ndarray, y: np.ndarray, origin: str) -> LabeledImages:
-    """Validates user-provided arrays and brings them to LabeledImages' layout.
+def check_pixels(x: np.ndarray, origin: str) -> np.ndarray:
+    """Validates user-provided images and brings them to float32 (N, C, H, W).
 
-    `origin` names where the arrays came from, so the error points at the right file.
+    `origin` names where the array came from, so the error points at the right file.
     """
     if x.ndim == 3:
         x = x[:, None]
@@ -38,23 +38,8 @@ def check_images(x: np.ndarray, y: np.ndarray, origin: str) -> LabeledImages:
             f"{origin}: images have shape {x.shape}; expected (N, C, H, W) or (N, H, W)",
             "Store one image per row of x, channels first",
         )
-    if y.ndim == 2 and y.shape[0] == x.shape[0] and y.shape[1] > 1:
-        raise DatasetError(
-            f"{origin}: labels have shape {y.shape}, which looks one-hot",
-            "Store class indices instead: y = y.argmax(axis=1)",
-        )
-    if y.ndim != 1 or y.shape[0] != x.shape[0]:
-        raise DatasetError(
-            f"{origin}: {x.shape[0]} images but labels of shape {y.shape}",
-            "Give exactly one integer label per image, as a 1-D array",
-        )
-    if len(y) == 0:
+    if len(x) == 0:
         raise DatasetError(f"{origin}: the data set is empty", "Provide at least a few samples")
-    if not np.issubdtype(y.dtype, np.integer):
-        raise DatasetError(
-            f"{origin}: labels are {y.dtype}, not integers",
-            "Store class indices as integers: y = y.astype(np.int64)",
-        )
     if x.dtype == np.uint8:
         x = x.astype(np.float32) / 255.0
     elif np.issubdtype(x.dtype, np.floating):
@@ -66,6 +51,27 @@ def check_images(x: np.ndarray, y: np.ndarray, origin: str) -> LabeledImages:
         )
     if not np.isfinite(x).all():
         raise DatasetError(f"{origin}: images contain NaN or infinite values", "Clean the data")
+    return np.ascontiguousarray(x)
+
+
+def check_images(x: np.ndarray, y: np.ndarray, origin: str) -> LabeledImages:
+    """Validates user-provided images and labels and brings them to LabeledImages' layout."""
+    if y.ndim == 2 and y.shape[0] == x.shape[0] and y.shape[1] > 1:
+        raise DatasetError(
+            f"{origin}: labels have shape {y.shape}, which looks one-hot",
+            "Store class indices instead: y = y.argmax(axis=1)",
+        )
+    if y.ndim != 1 or y.shape[0] != x.shape[0]:
+        raise DatasetError(
+            f"{origin}: {x.shape[0]} images but labels of shape {y.shape}",
+            "Give exactly one integer label per image, as a 1-D array",
+        )
+    x = check_pixels(x, origin)
+    if not np.issubdtype(y.dtype, np.integer):
+        raise DatasetError(
+            f"{origin}: labels are {y.dtype}, not integers",
+            "Store class indices as integers: y = y.astype(np.int64)",
+        )
     y = y.astype(np.int64)
     if y.min() < 0:
         raise DatasetError(f"{origin}: labels include {y.min()}", "Use class indices 0..K-1")
@@ -79,4 +85,4 @@ def check_images(x: np.ndarray, y: np.ndarray, origin: str) -> LabeledImages:
         )
     if len(counts) < 2:
         raise DatasetError(f"{origin}: every sample has label 0", "A classifier needs 2+ classes")
-    return LabeledImages(np.ascontiguousarray(x), y)
+    return LabeledImages(x, y)

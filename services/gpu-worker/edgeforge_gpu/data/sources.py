@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeforge_gpu.data.images import LabeledImages, check_images
+from edgeforge_gpu.data.images import LabeledImages, check_images, check_pixels
 from edgeforge_gpu.data.spec import DatasetSpec
 from edgeforge_gpu.errors import DatasetError, unknown_name
 
@@ -25,6 +25,10 @@ FASHION_MNIST_CLASSES = (
     "ankle boot",
 )
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+DATASET_LABELS, MODEL_LABELS = "dataset", "model_predictions"
+
+Labeller = Callable[[np.ndarray], np.ndarray]
+"""Logits (N, K) for images (N, C, H, W): the model that labels a data set that has no labels."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,8 @@ class SourceData:
     test: LabeledImages | None
     """The source's own test set, when it has one (Fashion-MNIST)."""
     classes: tuple[str, ...]
+    labels: str = DATASET_LABELS
+    """dataset | model_predictions (unlabelled images, labelled by a Labeller's top-1)."""
 
 
 def _read_idx(path: Path, magic: int) -> np.ndarray:
@@ -84,7 +90,7 @@ def _user_path(spec: DatasetSpec, what: str) -> Path:
     return path
 
 
-def npz(spec: DatasetSpec) -> SourceData:
+def npz(spec: DatasetSpec, label_with: Labeller | None = None) -> SourceData:
     path = _user_path(spec, "an .npz file with arrays x and y")
     try:
         archive = np.load(path, allow_pickle=False)
@@ -94,15 +100,34 @@ def npz(spec: DatasetSpec) -> SourceData:
         ) from err
     with archive:
         names = set(archive.files)
+        # Without labels only an imported model can stand in for them (its own predictions).
+        required = ("x",) if label_with is not None else ("x", "y")
         for key, what in (("x", "images"), ("y", "labels")):
-            if key not in names:
+            if key in required and key not in names:
+                note = "; only import_model takes images without labels" if key == "y" else ""
                 raise DatasetError(
-                    f"{path} has no array {key!r} ({what}); it holds: {', '.join(sorted(names))}",
+                    f"{path} has no array {key!r} ({what}); it holds: "
+                    f"{', '.join(sorted(names))}{note}",
                     "Save it with np.savez(path, x=images, y=labels)",
                 )
+        if "y" not in names:
+            assert label_with is not None
+            return _labelled_by_model(check_pixels(archive["x"], str(path)), label_with)
         images = check_images(archive["x"], archive["y"], str(path))
     classes = tuple(str(c) for c in range(int(images.y.max()) + 1))
     return SourceData(pool=images, test=None, classes=classes)
+
+
+def _labelled_by_model(x: np.ndarray, label_with: Labeller) -> SourceData:
+    """Every sample labelled with the model's top-1 class, so that accuracy measured later is
+    agreement with that model. The classes are its outputs, predicted or not."""
+    logits = label_with(x)
+    return SourceData(
+        pool=LabeledImages(x, logits.argmax(1).astype(np.int64)),
+        test=None,
+        classes=tuple(str(c) for c in range(logits.shape[1])),
+        labels=MODEL_LABELS,
+    )
 
 
 def image_folder(spec: DatasetSpec) -> SourceData:
@@ -156,9 +181,13 @@ SOURCES: dict[str, Callable[[DatasetSpec], SourceData]] = {
 }
 
 
-def read_source(spec: DatasetSpec) -> SourceData:
+def read_source(spec: DatasetSpec, label_with: Labeller | None = None) -> SourceData:
+    """`label_with` labels the images of a source that has no labels (an .npz with only x);
+    sources with labels ignore it."""
     try:
         reader = SOURCES[spec.source]
     except KeyError:
         raise unknown_name("data set source", spec.source, SOURCES) from None
+    if reader is npz:  # the one source that may come without labels
+        return npz(spec, label_with)
     return reader(spec)

@@ -9,7 +9,7 @@ from edgeforge_gpu.fields import doc
 class DatasetSpec:
     source: str = field(
         metadata=doc(
-            "fashion_mnist | digits (built in) | npz (arrays x, y) | "
+            "fashion_mnist | digits (built in) | npz (arrays x, y; import_model: y optional) | "
             "image_folder (a subfolder per class)"
         )
     )
