@@ -66,6 +66,12 @@ export interface BuildVariantsInput {
    * sensitivity_samples: 128, latency_threads: 1, latency_runs: 100, latency_warmup: 10 }
    */
   variants?: VariantsConfig;
+  /**
+   * what prepare_teacher returned: adds the fp32 teacher as teacher_reference, for canaries to
+   * measure the chosen variant's on-device speedup against; null for none
+   * @defaultValue null
+   */
+  teacher?: TeacherResult | null;
 }
 
 export interface DatasetSpec {
@@ -654,4 +660,10 @@ export interface VariantsResult {
   student_test_accuracy: number;
   /** one per requested format, in request order */
   variants: VariantResult[];
+  /**
+   * the fp32 teacher as a manifest-ready entry (model <rollout>/teacher/fp32.onnx, model id
+   * <model_id>-teacher, the student's holdout bundle), measured like the variants; null without a
+   * teacher, or when its input shape differs from the student's
+   */
+  teacher_reference: VariantResult | null;
 }

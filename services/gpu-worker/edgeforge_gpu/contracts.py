@@ -191,6 +191,13 @@ class BuildVariantsInput:
     variants: VariantsConfig = field(
         default_factory=VariantsConfig, metadata=doc("accuracy budget, fallback, latency")
     )
+    teacher: TeacherResult | None = field(
+        default=None,
+        metadata=doc(
+            "what prepare_teacher returned: adds the fp32 teacher as teacher_reference, for "
+            "canaries to measure the chosen variant's on-device speedup against; null for none"
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -237,4 +244,11 @@ class VariantsResult:
     )
     variants: list[VariantResult] = field(
         metadata=doc("one per requested format, in request order")
+    )
+    teacher_reference: VariantResult | None = field(
+        metadata=doc(
+            "the fp32 teacher as a manifest-ready entry (model <rollout>/teacher/fp32.onnx, model "
+            "id <model_id>-teacher, the student's holdout bundle), measured like the variants; "
+            "null without a teacher, or when its input shape differs from the student's"
+        )
     )

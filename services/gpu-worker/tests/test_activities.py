@@ -3,6 +3,7 @@ JSON, through a real Temporal dev server, storing files in a real nats-server's 
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -144,6 +145,7 @@ def test_build_variants_uploads_accepted_variants_with_their_manifest(gpu, stude
     }
     result = gpu.call("build_variants", request)
     assert [v["format"] for v in result["variants"]] == request["formats"]
+    assert result["teacher_reference"] is None  # none asked for
     store = ModelStore(settings.nats_url)
     for variant in result["variants"]:
         assert variant["status"] == "accepted", variant["reason"]
@@ -176,6 +178,65 @@ def test_build_variants_uploads_accepted_variants_with_their_manifest(gpu, stude
     assert fp16["reused"] and fp16["model"] == result["variants"][1]["model"]
     assert fp16["manifest"]["created_at"] == result["variants"][1]["manifest"]["created_at"]
     assert not fp32["reused"] and fp32["status"] == "accepted"
+
+
+def test_the_fp32_teacher_comes_back_as_a_manifest_ready_reference(gpu, student, teacher):
+    request = {
+        "rollout_id": "r-1",
+        "dataset": DIGITS,
+        "student": student,
+        "formats": ["fp16"],
+        "variants": FAST_VARIANTS,
+        "teacher": teacher,
+    }
+    result = gpu.call("build_variants", request)
+    reference = result["teacher_reference"]
+    assert reference["format"] == "fp32" and reference["status"] == "accepted"
+    assert reference["model"] == teacher["onnx_model"]
+    manifest = reference["manifest"]
+    assert manifest["model_id"] == "r-1-small_cnn-teacher"
+    assert manifest["object_name"] == "r-1/teacher/fp32.onnx"
+    assert manifest["sha256"] == teacher["onnx_model"]["sha256"]
+    assert manifest["holdout"]["object_name"] == student["holdout"]["name"]
+    assert manifest["holdout"]["sha256"] == student["holdout"]["sha256"]
+    assert manifest["inputs"] == student["inputs"]
+    metrics = reference["metrics"]
+    assert metrics["test_accuracy"] == pytest.approx(teacher["test_accuracy"], abs=1e-9)
+    assert manifest["central_accuracy"] == metrics["test_accuracy"]
+    assert manifest["holdout"]["central_accuracy"] == metrics["holdout_accuracy"]
+    assert metrics["size_ratio"] > 4  # resnet10_w32 next to small_cnn
+    assert metrics["accuracy_drop"] == pytest.approx(
+        student["test_accuracy"] - metrics["test_accuracy"]
+    )
+
+    again = gpu.call("build_variants", request)["teacher_reference"]
+    assert again["reused"] and again["manifest"]["created_at"] == manifest["created_at"]
+
+
+def test_a_teacher_of_another_input_shape_gives_no_reference(
+    gpu, student, teacher, settings, tmp_path
+):
+    from edgeforge_gpu.models import build_model
+    from edgeforge_gpu.steps.export import ExportConfig
+    from edgeforge_gpu.steps.export import run as export
+
+    images = np.zeros((4, 1, 12, 12), np.float32)
+    other = export(build_model("small_cnn", 1, 10), images, tmp_path / "m.onnx", ExportConfig())
+    name = "r-1/other-teacher/fp32.onnx"
+    stored = ModelStore(settings.nats_url).upload({name: other.path})[name]
+    result = gpu.call(
+        "build_variants",
+        {
+            "rollout_id": "r-1",
+            "dataset": DIGITS,
+            "student": student,
+            "formats": ["fp16"],
+            "variants": FAST_VARIANTS,
+            "teacher": {**teacher, "onnx_model": dataclasses.asdict(stored)},
+        },
+    )
+    assert result["teacher_reference"] is None
+    assert result["variants"][0]["status"] == "accepted"
 
 
 def test_an_onnx_teacher_from_the_object_store_is_distilled_from_cached_logits(gpu, teacher):

@@ -1,8 +1,11 @@
 """build_variants: quantized variants of the student, each measured against the accuracy budget;
 accepted ones are uploaded to <rollout>/variants/<format>.onnx with their unsigned manifest.
 
+Given the teacher, the fp32 teacher is measured the same way and returned as teacher_reference,
+with a manifest of its own, so canary devices can measure the chosen variant's speedup against it.
+
 Idempotent per rollout and format: a variant an earlier call built for the same student and
-settings is returned as stored (reused: true), not rebuilt.
+settings is returned as stored (reused: true), not rebuilt; the teacher reference too.
 """
 
 from collections.abc import Callable
@@ -27,10 +30,23 @@ from edgeforge_gpu.contracts import (
     VariantResult,
     VariantsResult,
 )
-from edgeforge_gpu.data import MODEL_LABELS, Labeller, load_dataset
+from edgeforge_gpu.data import MODEL_LABELS, Dataset, Labeller, load_dataset
 from edgeforge_gpu.errors import ConfigError, DatasetError
+from edgeforge_gpu.evaluation.model_facts import TensorSpec, describe_model
 from edgeforge_gpu.manifest import HoldoutRef, UnsignedManifest, VariantSpec
 from edgeforge_gpu.steps.variants import ACCEPTED, BuiltVariant, Reference
+
+
+def _same_input(model: list[TensorSpec], student: list[TensorSpec]) -> bool:
+    """Whether `model` takes what the student takes: one input of the same type and C, H, W (the
+    batch and other named dimensions match anything)."""
+    if len(model) != 1 or len(student) != 1 or model[0].dtype != student[0].dtype:
+        return False
+    ours, theirs = model[0].shape, student[0].shape
+    return len(ours) == len(theirs) and all(
+        a == b or isinstance(a, str) or isinstance(b, str)
+        for a, b in zip(ours, theirs, strict=True)
+    )
 
 
 def _result(
@@ -39,9 +55,10 @@ def _result(
     reference: Reference,
     student: StudentResult,
     model_id: str,
-    reference_test_accuracy: float,
+    dataset: Dataset,
 ) -> VariantResult:
     metrics = manifest = None
+    reference_test_accuracy = reference.test_accuracy(dataset)
     if built.facts is not None and built.latency is not None:
         assert built.test_accuracy is not None and built.validation_accuracy is not None
         assert built.holdout_accuracy is not None and built.agreement is not None
@@ -130,6 +147,14 @@ def create_build_variants(
                 "Pass the same DatasetSpec to distill_student (or import_model) and build_variants",
             )
         reference: Reference | None = None
+
+        def fp32_student() -> Reference:  # evaluated only when something needs building
+            nonlocal reference
+            if reference is None:
+                heartbeat("evaluating fp32")
+                reference = variants_step.prepare_reference(student_onnx, dataset, work)
+            return reference
+
         results = []
         for name in request.formats:
             record = object_name(rollout, "variants", f"{name}.json")
@@ -140,12 +165,9 @@ def create_build_variants(
             if earlier is not None:
                 results.append(replace(earlier, reused=True))
                 continue
-            if reference is None:  # only when something needs building
-                heartbeat("evaluating fp32")
-                reference = variants_step.prepare_reference(student_onnx, dataset, work)
             built = variants_step.run(
                 name,
-                reference,
+                fp32_student(),
                 dataset,
                 request.variants,
                 work,
@@ -155,16 +177,50 @@ def create_build_variants(
             if built.status == ACCEPTED and built.path is not None:
                 target = object_name(rollout, "variants", f"{name}.onnx")
                 stored = store.upload({target: built.path})[target]
-            result = _result(
-                built, stored, reference, student, model_id, reference.test_accuracy(dataset)
-            )
+            result = _result(built, stored, fp32_student(), student, model_id, dataset)
             remember(store, record, request_id, result)
             results.append(result)
+
+        teacher_reference = None
+        teacher = request.teacher
+        if teacher is not None:
+            record = object_name(rollout, "variants", "teacher_reference.json")
+            request_id = fingerprint(
+                teacher.onnx_model, student.onnx_model, student.holdout, request.variants, model_id
+            )
+            earlier = reuse(store, record, request_id, VariantResult)
+            if earlier is not None:
+                teacher_reference = replace(earlier, reused=True)
+            else:
+                teacher_onnx = store.download(
+                    teacher.onnx_model.name, work / "teacher.onnx", teacher.onnx_model.sha256
+                )
+                # A teacher of another input shape cannot run on the student's inputs, so there is
+                # nothing to compare on a device; that is no reason to fail the variants.
+                if _same_input(describe_model(teacher_onnx).inputs, student.inputs):
+                    heartbeat("evaluating the teacher")
+                    built = variants_step.measure_fp32(
+                        teacher_onnx,
+                        "the fp32 teacher: the reference for on-device speedup",
+                        fp32_student(),
+                        dataset,
+                        request.variants,
+                    )
+                    teacher_reference = _result(
+                        built,
+                        teacher.onnx_model,
+                        fp32_student(),
+                        student,
+                        f"{model_id}-teacher",
+                        dataset,
+                    )
+                    remember(store, record, request_id, teacher_reference)
         return VariantsResult(
             rollout_id=rollout,
             model_id=model_id,
             student_test_accuracy=student.test_accuracy,
             variants=results,
+            teacher_reference=teacher_reference,
         )
 
     return build_variants

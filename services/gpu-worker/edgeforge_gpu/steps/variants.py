@@ -125,13 +125,7 @@ def run(
     progress: Callable[[str], None],
 ) -> BuiltVariant:
     """Builds format `name` into `work_dir`; `progress` hears about each (re)build."""
-    from edgeforge_gpu.evaluation.model_facts import describe_model
-    from edgeforge_gpu.evaluation.runtime import (
-        accuracy,
-        agreement,
-        onnx_logits,
-        reference_latency,
-    )
+    from edgeforge_gpu.evaluation.runtime import accuracy, onnx_logits
     from edgeforge_gpu.quantization.common import NotApplicable, PassInputs
     from edgeforge_gpu.quantization.formats import variant_format
     from edgeforge_gpu.quantization.sensitivity import rank_nodes
@@ -191,19 +185,62 @@ def run(
             f"loses {drop * 100:.2f} points of test accuracy, over the budget of "
             f"{config.max_accuracy_drop * 100:.2f}",
         )
-    return BuiltVariant(
-        format=name,
-        status=status,
-        reason=reason + fallback_note,
-        options=replace(fmt.options, float_nodes=float_nodes),
-        path=target,
+    return _measured(
+        BuiltVariant(
+            format=name,
+            status=status,
+            reason=reason + fallback_note,
+            options=replace(fmt.options, float_nodes=float_nodes),
+            path=target,
+            validation_accuracy=validation,
+        ),
+        test_logits,
+        reference,
+        dataset,
+        config,
+    )
+
+
+def measure_fp32(
+    path: Path, reason: str, reference: Reference, dataset: Dataset, config: VariantsConfig
+) -> BuiltVariant:
+    """Another fp32 model (the teacher) measured like a variant, against the same student, and
+    accepted as it is: it is a reference to compare with, not a candidate held to the budget."""
+    from edgeforge_gpu.evaluation.runtime import accuracy, onnx_logits
+    from edgeforge_gpu.quantization.formats import variant_format
+
+    validation = accuracy(onnx_logits(path, dataset.validation.x), dataset.validation.y)
+    built = BuiltVariant(
+        format="fp32",
+        status=ACCEPTED,
+        reason=reason,
+        options=variant_format("fp32").options,
+        path=path,
         validation_accuracy=validation,
-        test_accuracy=test,
-        holdout_accuracy=accuracy(onnx_logits(target, dataset.holdout.x), dataset.holdout.y),
+    )
+    return _measured(built, onnx_logits(path, dataset.test.x), reference, dataset, config)
+
+
+def _measured(
+    built: BuiltVariant,
+    test_logits: np.ndarray,
+    reference: Reference,
+    dataset: Dataset,
+    config: VariantsConfig,
+) -> BuiltVariant:
+    """`built` with its test and holdout accuracy, agreement, model facts and latency."""
+    from edgeforge_gpu.evaluation.model_facts import describe_model
+    from edgeforge_gpu.evaluation.runtime import accuracy, agreement, onnx_logits, reference_latency
+
+    assert built.path is not None
+    return replace(
+        built,
+        test_accuracy=accuracy(test_logits, dataset.test.y),
+        holdout_accuracy=accuracy(onnx_logits(built.path, dataset.holdout.x), dataset.holdout.y),
         agreement=agreement(test_logits, reference.test_logits),
-        facts=describe_model(target),
+        facts=describe_model(built.path),
         latency=reference_latency(
-            target,
+            built.path,
             dataset.test.x[:1],
             config.latency_threads,
             config.latency_warmup,
