@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { status } from '@grpc/grpc-js';
+import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../common/logger.js';
 import { DeviceState } from '../proto/gen/edgeforge/v1/fleet.pb.js';
@@ -320,5 +321,24 @@ describe('EdgeAgent against an in-process FleetService', () => {
       .map((b) => b.request.inferenceLatency?.count ?? 0)
       .reduce((sum, c) => sum + c, 0);
     expect(carried).toBe(2);
+  });
+
+  it('warns once at start that it simulates faults, only when its override file asks', async () => {
+    const warnings = async (profile: Record<string, unknown>) => {
+      await writeFile(profileFile, JSON.stringify({ cpuinfoFile: PI4_CPUINFO, ...profile }));
+      const lines: { msg: string; simulate?: unknown }[] = [];
+      const logger = pino(
+        { level: 'warn' },
+        { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[0]) },
+      );
+      const agent = newAgent({ logger });
+      await agent.start();
+      await waitFor('heartbeats', () => agent.status.heartbeatsOk >= 2);
+      await agent.stop();
+      return lines.filter((l) => /simulates hardware faults/.test(l.msg));
+    };
+    const simulate = { accuracyFaults: [{ variants: 'int8_*', flipShare: 0.3 }] };
+    expect(await warnings({ simulate })).toEqual([expect.objectContaining({ simulate })]);
+    expect(await warnings({})).toEqual([]);
   });
 });

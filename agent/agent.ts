@@ -10,7 +10,7 @@ import {
   FleetClient,
   type TlsFiles,
 } from './fleet/fleet-client.js';
-import { detectHardwareProfile } from './hardware/detect.js';
+import { detectDevice } from './hardware/detect.js';
 import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './heartbeat/backoff.js';
 import { HeartbeatLoop } from './heartbeat/heartbeat-loop.js';
 import { pause } from './heartbeat/pause.js';
@@ -28,7 +28,10 @@ export interface EdgeAgentOptions {
   deviceName: string;
   /** Holds identity.json (the credential); created with mode 0700. */
   dataDir: string;
-  /** JSON that replaces detected profile fields, for simulated devices (see detectHardwareProfile). */
+  /**
+   * JSON that replaces detected profile fields and may simulate hardware faults, for simulated
+   * devices (see detectDevice).
+   */
   profileOverrideFile?: string;
   /** host:port for /metrics; port 0 picks a free one (see metricsUrl). */
   metricsAddress: string;
@@ -186,10 +189,18 @@ export class EdgeAgent {
     const o = this.options;
     this.#state = 'starting';
     try {
-      this.#profile = await detectHardwareProfile({
+      const device = await detectDevice({
         profileOverrideFile: o.profileOverrideFile,
         logger: o.logger,
       });
+      this.#profile = device.profile;
+      if (device.simulate && device.simulate.accuracyFaults.length > 0) {
+        o.logger.warn(
+          { profileOverrideFile: o.profileOverrideFile, simulate: device.simulate },
+          'this device simulates hardware faults (profile override file): the holdout accuracy ' +
+            'it measures for matching variants is made worse on purpose; for tests and demos only',
+        );
+      }
       this.#metrics = new AgentMetrics(AGENT_VERSION);
       this.#metricsUrl = await this.#metrics.listen(o.metricsAddress);
       this.#client = new FleetClient({
@@ -216,6 +227,8 @@ export class EdgeAgent {
         servingAddress: o.servingAddress,
         downloadStallMs: o.downloadStallMs,
         backoff: o.backoff,
+        deviceThreads: this.#profile.threads,
+        simulate: device.simulate,
         logger: session.logger,
       });
       this.#models = models;

@@ -19,6 +19,7 @@ export {
 } from './settings.js';
 export { detectHardwareProfile, type DetectHardwareOptions } from './hardware/detect.js';
 export { ProfileOverrideError } from './hardware/profile-override.js';
+export type { SimulatedFaults } from './simulation/simulated-faults.js';
 export { IdentityFileError, type DeviceIdentity } from './identity/identity-store.js';
 export { FleetCallError, type TlsFiles } from './fleet/fleet-client.js';
 export type { LastError } from './fleet/device-session.js';

@@ -20,6 +20,7 @@ import { Reconciler, type ReconcileStatus } from './reconcile/reconciler.js';
 import { InferenceLatency } from './serving/inference-latency.js';
 import { InferenceServer } from './serving/inference-server.js';
 import { ModelSlot } from './serving/model-slot.js';
+import type { SimulatedFaults } from './simulation/simulated-faults.js';
 
 export interface ModelServiceOptions {
   dataDir: string;
@@ -31,6 +32,10 @@ export interface ModelServiceOptions {
   /** See DownloadOptions.stallMs. */
   downloadStallMs: number;
   backoff: BackoffOptions;
+  /** The device's hardware threads (its profile's): no session runs with more. */
+  deviceThreads: number;
+  /** A simulated device's faults (profile override file); absent on a real device. */
+  simulate?: SimulatedFaults;
   logger: Logger;
 }
 
@@ -93,6 +98,8 @@ export class ModelService {
       store,
       guard: new CrashLoopGuard(o.dataDir),
       slot,
+      deviceThreads: o.deviceThreads,
+      simulate: o.simulate,
       logger: o.logger,
     });
     const reporter = new Reporter({
@@ -147,6 +154,8 @@ export class ModelService {
         reporter,
         activity,
         metrics: o.metrics,
+        deviceThreads: o.deviceThreads,
+        simulate: o.simulate,
         logger: o.logger,
       });
       reconciler = new Reconciler({

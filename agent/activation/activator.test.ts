@@ -1,16 +1,24 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../common/logger.js';
 import type { SignedManifest } from '../../common/manifest.js';
 import { testManifest } from '../../test/helpers/manifests.js';
 import { npzBytes } from '../../test/helpers/npz.js';
 import { hotFeatureClassifier, matchingHoldout } from '../../test/helpers/onnx-models.js';
+import { loadSession } from '../inference/load-session.js';
 import { ModelStore } from '../models/model-store.js';
+import type { SimulatedFaults } from '../simulation/simulated-faults.js';
 import { ModelSlot } from '../serving/model-slot.js';
 import { Activator } from './activator.js';
 import { CrashLoopGuard, MAX_BRING_UP_ATTEMPTS } from './crash-loop-guard.js';
+
+// The real loader, watched: which thread count each served session gets.
+vi.mock('../inference/load-session.js', async (importOriginal) => {
+  const real = await importOriginal<{ loadSession: typeof loadSession }>();
+  return { ...real, loadSession: vi.fn(real.loadSession) };
+});
 
 const HOLDOUT = npzBytes(matchingHoldout());
 
@@ -19,16 +27,29 @@ describe('Activator', () => {
   let store: ModelStore;
   let slot: ModelSlot;
   let guard: CrashLoopGuard;
-  const activator = () =>
-    new Activator({ store, guard, slot, logger: createLogger('test', 'silent') });
+  const activator = (options: { deviceThreads?: number; simulate?: SimulatedFaults } = {}) =>
+    new Activator({
+      store,
+      guard,
+      slot,
+      deviceThreads: options.deviceThreads ?? 2,
+      simulate: options.simulate,
+      logger: createLogger('test', 'silent'),
+    });
 
   /** Puts a model (and the shared holdout) in the store as a verified download would. */
   async function stored(
     version: number,
-    options: { shift?: number } = {},
+    options: { shift?: number; variant?: string } = {},
   ): Promise<SignedManifest> {
     const model = hotFeatureClassifier({ scale: version + 1, shift: options.shift });
-    const manifest = testManifest({ model, holdout: HOLDOUT, version, hardwareClasses: ['c'] });
+    const manifest = testManifest({
+      model,
+      holdout: HOLDOUT,
+      version,
+      variant: options.variant,
+      hardwareClasses: ['c'],
+    });
     await writeFile(store.modelFile(manifest), model);
     await writeFile(store.holdoutFile(manifest)!, HOLDOUT);
     return { manifest, signature: 'c2ln' };
@@ -117,5 +138,49 @@ describe('Activator', () => {
       expect.stringMatching(/^hot-feature fp32 v1 cannot start: ONNX Runtime cannot load/),
     ]);
     expect(slot.current).toBeUndefined();
+  });
+
+  it('serves on every hardware thread of the device and no more', async () => {
+    vi.mocked(loadSession).mockClear();
+    await activator({ deviceThreads: 1 }).activate(await stored(1));
+    expect(vi.mocked(loadSession).mock.calls.map(([, options]) => options)).toEqual([
+      { threads: 1 },
+    ]);
+  });
+
+  describe('on a device that simulates an accuracy fault', () => {
+    const simulate = (flipShare: number) => ({
+      accuracyFaults: [{ variants: 'int8_*', flipShare }],
+    });
+
+    it('refuses a matching variant whose flipped accuracy is more than 0.1 below central', async () => {
+      const int8 = await stored(1, { variant: 'int8_static_minmax' });
+      const result = await activator({ simulate: simulate(0.15) }).activate(int8);
+      expect(result).toEqual({
+        activated: false,
+        failure:
+          'accuracy 0.850 on 20 holdout samples (simulated fault: 0.15 of top-1 predictions ' +
+          'flipped) is more than 0.1 below the central accuracy 1.000',
+      });
+      expect(slot.current).toBeUndefined();
+      expect(await store.loadState()).toEqual({ active: null, previous: null });
+    });
+
+    it('still activates a matching variant that loses no more than 0.1', async () => {
+      const int8 = await stored(1, { variant: 'int8_dynamic' });
+      expect(await activator({ simulate: simulate(0.1) }).activate(int8)).toEqual({
+        activated: true,
+        health:
+          'accuracy 0.900 on 20 holdout samples (simulated fault: 0.1 of top-1 predictions flipped)',
+      });
+    });
+
+    it('activates variants the fault does not name as on any device', async () => {
+      const fp32 = await stored(1, { variant: 'fp32' });
+      expect(await activator({ simulate: simulate(1) }).activate(fp32)).toEqual({
+        activated: true,
+        health: 'accuracy 1.000 on 20 holdout samples',
+      });
+    });
   });
 });

@@ -2,6 +2,8 @@ import type { SignedManifest } from '../../common/manifest.js';
 import type { Logger } from '../../common/logger.js';
 import { loadHoldout } from '../holdout/holdout.js';
 import type { ModelStore } from '../models/model-store.js';
+import { inferenceThreads } from '../inference/inference-threads.js';
+import { flipShareFor, type SimulatedFaults } from '../simulation/simulated-faults.js';
 import type { ModelSlot } from '../serving/model-slot.js';
 import { ServedModel } from '../serving/served-model.js';
 import { MAX_BRING_UP_ATTEMPTS, type CrashLoopGuard } from './crash-loop-guard.js';
@@ -23,6 +25,10 @@ export interface ActivatorOptions {
   store: ModelStore;
   guard: CrashLoopGuard;
   slot: ModelSlot;
+  /** The device's hardware threads (its profile's): the served model runs on all of them, no more. */
+  deviceThreads: number;
+  /** A simulated device's faults, applied in the health check; absent on a real device. */
+  simulate?: SimulatedFaults;
   logger: Logger;
 }
 
@@ -102,9 +108,13 @@ export class Activator {
     await guard.begin(sha256);
     let model: ServedModel | undefined;
     try {
-      model = await ServedModel.load(store.modelFile(signed.manifest), signed);
+      model = await ServedModel.load(store.modelFile(signed.manifest), signed, {
+        threads: inferenceThreads(0, this.#o.deviceThreads),
+      });
       const holdoutFile = store.holdoutFile(signed.manifest);
-      const health = await checkHealth(model, holdoutFile ? await loadHoldout(holdoutFile) : null);
+      const health = await checkHealth(model, holdoutFile ? await loadHoldout(holdoutFile) : null, {
+        flipShare: flipShareFor(this.#o.simulate, signed.manifest.variant),
+      });
       return { model, health };
     } catch (err) {
       await model?.retire();

@@ -19,8 +19,13 @@ export class HealthCheckError extends EdgeforgeError {
  * Checks a loaded model before it serves: its inputs are the manifest's, and on the holdout its
  * outputs are finite and its accuracy is within ACCURACY_TOLERANCE of the central accuracy
  * (without a holdout, one random input must give finite outputs). Returns what it measured.
+ * `flipShare` is a simulated device's accuracy fault for this model (see SimulatedFaults).
  */
-export async function checkHealth(model: ServedModel, holdout: Holdout | null): Promise<string> {
+export async function checkHealth(
+  model: ServedModel,
+  holdout: Holdout | null,
+  options: { flipShare?: number } = {},
+): Promise<string> {
   const { manifest, session } = model;
   const missing = manifest.inputs.map((i) => i.name).filter((n) => !session.inputNames.includes(n));
   if (missing.length > 0) {
@@ -36,13 +41,17 @@ export async function checkHealth(model: ServedModel, holdout: Holdout | null): 
     if (!finite) throw new HealthCheckError('a random input gives NaN or infinite outputs');
     return 'finite outputs on a random input (no holdout bundle)';
   }
-  const score = await scoreHoldout(session, holdout, manifest.inputs);
+  const flipShare = options.flipShare ?? 0;
+  const score = await scoreHoldout(session, holdout, manifest.inputs, { flipShare });
   if (score.nonFinite > 0) {
     throw new HealthCheckError(
       `${score.nonFinite} of ${score.samples} holdout samples give NaN or infinite outputs`,
     );
   }
-  const measured = `accuracy ${score.accuracy.toFixed(3)} on ${score.samples} holdout samples`;
+  // A simulated fault says so in every message, so nobody mistakes it for a broken build.
+  const simulated =
+    flipShare > 0 ? ` (simulated fault: ${flipShare} of top-1 predictions flipped)` : '';
+  const measured = `accuracy ${score.accuracy.toFixed(3)} on ${score.samples} holdout samples${simulated}`;
   const central = manifest.centralAccuracy;
   if (central !== null && score.accuracy < central - ACCURACY_TOLERANCE) {
     throw new HealthCheckError(

@@ -35,6 +35,7 @@ describe('runBenchmark', () => {
       manifest,
       holdout: await loadHoldout(holdoutFile),
       settings,
+      deviceThreads: 4,
     });
     expect(result.latency.runs).toBeGreaterThanOrEqual(30);
     // Throughput is runs over the timed wall time, which lasted at least minSeconds.
@@ -57,11 +58,42 @@ describe('runBenchmark', () => {
       modelFile: join(dir, 'model.onnx'),
       manifest,
       holdout: null,
-      settings: { ...settings, threads: 0 },
+      settings,
+      deviceThreads: 4,
     });
     expect(result.holdout).toBeNull();
     expect(result.latency.runs).toBeGreaterThanOrEqual(30);
-    expect(result.threads).toBeGreaterThanOrEqual(1);
+  });
+
+  it('runs on all the device’s threads when settings.threads is 0, and never on more', async () => {
+    const bench = (threads: number, deviceThreads: number) =>
+      runBenchmark({
+        modelFile: join(dir, 'model.onnx'),
+        manifest,
+        holdout: null,
+        settings: { ...settings, minRuns: 3, minSeconds: 0, threads },
+        deviceThreads,
+      });
+    expect((await bench(0, 3)).threads).toBe(3);
+    // A one-thread board benchmarks on one thread whatever the rollout asks for.
+    expect((await bench(0, 1)).threads).toBe(1);
+    expect((await bench(8, 1)).threads).toBe(1);
+    expect((await bench(2, 4)).threads).toBe(2);
+  });
+
+  it('flips the share of predictions a simulated fault asks for when it scores the holdout', async () => {
+    const holdoutFile = join(dir, 'holdout-20.npz');
+    await writeFile(holdoutFile, npzBytes(matchingHoldout({ samples: 20 })));
+    const result = await runBenchmark({
+      modelFile: join(dir, 'model.onnx'),
+      manifest,
+      holdout: await loadHoldout(holdoutFile),
+      settings,
+      deviceThreads: 1,
+      flipShare: 0.25,
+    });
+    // 5 of 20 right answers moved to the next class: wrong, and unlike the fp32 reference.
+    expect(result.holdout).toMatchObject({ samples: 20, accuracy: 0.75, top1Agreement: 0.75 });
   });
 
   it('stops when aborted', async () => {
@@ -73,6 +105,7 @@ describe('runBenchmark', () => {
         manifest,
         holdout: null,
         settings,
+        deviceThreads: 1,
         signal: abort.signal,
       }),
     ).rejects.toThrow(/superseded/);

@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { InferenceSession } from 'onnxruntime-node';
 import type { BenchmarkSettings } from '../../common/desired-state.js';
@@ -6,6 +5,7 @@ import type { ModelManifest } from '../../common/manifest.js';
 import type { Holdout } from '../holdout/holdout.js';
 import { scoreHoldout, type HoldoutScore } from '../holdout/score-holdout.js';
 import { holdoutFeeds, randomFeeds } from '../inference/feeds.js';
+import { inferenceThreads } from '../inference/inference-threads.js';
 import { loadSession } from '../inference/load-session.js';
 import { summarizeLatencies, type LatencySummary } from './latency-stats.js';
 
@@ -19,7 +19,7 @@ export interface BenchmarkResult {
   memoryGrowthBytes: number;
   /** Null when the manifest ships no holdout bundle. */
   holdout: HoldoutScore | null;
-  /** Intra-op threads the session ran with. */
+  /** Intra-op threads the session ran with: settings.threads capped at the device's. */
   threads: number;
 }
 
@@ -28,6 +28,10 @@ export interface BenchmarkInput {
   manifest: ModelManifest;
   holdout: Holdout | null;
   settings: BenchmarkSettings;
+  /** The device's hardware threads (its profile's); the session never gets more. */
+  deviceThreads: number;
+  /** Share of holdout predictions a simulated fault flips (see SimulatedFaults); 0 on real devices. */
+  flipShare?: number;
   /** Aborting stops the timed runs (the desired state changed, or the agent stops). */
   signal?: AbortSignal;
 }
@@ -39,14 +43,15 @@ const MAX_DISTINCT_INPUTS = 64;
  * Measures a model the way onnxruntime_perf_test and MLPerf's single-stream scenario do: time the
  * session load, do the warm-up runs untimed, then time runs, batch 1, one at a time, until there
  * are at least `minRuns` and at least `minSeconds` have passed; then score the holdout bundle.
+ * The session gets settings.threads intra-op threads, at most the device's (0: all of them).
  * Inputs are holdout samples when the manifest has a bundle, random data of the manifest's input
  * shape (symbolic dimensions 1) otherwise.
  */
 export async function runBenchmark(input: BenchmarkInput): Promise<BenchmarkResult> {
   const { manifest, holdout, settings, signal } = input;
-  // threads 0 means "ONNX Runtime's default", which it does not report; ask for one thread per
-  // CPU this process may use instead, so the report says what really ran.
-  const threads = settings.threads > 0 ? settings.threads : availableParallelism();
+  // threads 0 would mean "ONNX Runtime's default", which it does not report; ask for one thread
+  // per hardware thread of the device instead, so the report says what really ran.
+  const threads = inferenceThreads(settings.threads, input.deviceThreads);
   const rssBefore = process.memoryUsage.rss();
   const loadStart = performance.now();
   const session = await loadSession(input.modelFile, { threads });
@@ -67,7 +72,9 @@ export async function runBenchmark(input: BenchmarkInput): Promise<BenchmarkResu
     }
     const timedSeconds = (performance.now() - timedStart) / 1000;
 
-    const score = holdout ? await scoreHoldout(session, holdout, manifest.inputs) : null;
+    const score = holdout
+      ? await scoreHoldout(session, holdout, manifest.inputs, { flipShare: input.flipShare })
+      : null;
     return {
       sessionLoadMs,
       latency: summarizeLatencies(latenciesMs),

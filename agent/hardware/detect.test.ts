@@ -9,7 +9,7 @@ import {
   parseCpuinfo,
   validateHardwareProfile,
 } from '../../common/hardware/index.js';
-import { detectHardwareProfile } from './detect.js';
+import { detectDevice, detectHardwareProfile } from './detect.js';
 import { ProfileOverrideError } from './profile-override.js';
 
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/cpuinfo/', import.meta.url));
@@ -131,11 +131,98 @@ describe('detectHardwareProfile with a profile override file', () => {
       'cpuinfoFile',
       /path of a \/proc\/cpuinfo/,
     ],
+    ['a simulate section that is a list', { simulate: [] }, 'simulate', /expected an object/],
+    [
+      'an unknown simulated fault',
+      { simulate: { accuracyFaults: [], thermalThrottle: true } },
+      'simulate.thermalThrottle',
+      /not a simulated fault; expected accuracyFaults/,
+    ],
+    [
+      'accuracyFaults that are not a list',
+      { simulate: { accuracyFaults: { variants: 'int8_*', flipShare: 0.3 } } },
+      'simulate.accuracyFaults',
+      /expected a list/,
+    ],
+    [
+      'a flipShare above 1',
+      { simulate: { accuracyFaults: [{ variants: 'int8_*', flipShare: 30 }] } },
+      'simulate.accuracyFaults[0].flipShare',
+      /"simulate\.accuracyFaults\[0\]\.flipShare" is 30; expected the share .* from 0 to 1/,
+    ],
+    [
+      'a negative flipShare',
+      {
+        simulate: {
+          accuracyFaults: [
+            { variants: '*', flipShare: 0.1 },
+            { variants: '*', flipShare: -0.1 },
+          ],
+        },
+      },
+      'simulate.accuracyFaults[1].flipShare',
+      /is -0\.1/,
+    ],
+    [
+      'a flipShare that is a string',
+      { simulate: { accuracyFaults: [{ variants: '*', flipShare: '30%' }] } },
+      'simulate.accuracyFaults[0].flipShare',
+      /is "30%"/,
+    ],
+    [
+      'an empty variants glob',
+      { simulate: { accuracyFaults: [{ variants: '', flipShare: 0.3 }] } },
+      'simulate.accuracyFaults[0].variants',
+      /is ""; expected a non-empty glob/,
+    ],
+    [
+      'a missing variants glob',
+      { simulate: { accuracyFaults: [{ flipShare: 0.3 }] } },
+      'simulate.accuracyFaults[0].variants',
+      /is undefined; expected a non-empty glob/,
+    ],
+    [
+      'a misspelt accuracy fault field',
+      { simulate: { accuracyFaults: [{ variants: '*', flipShare: 0.3, flipshare: 0.3 }] } },
+      'simulate.accuracyFaults[0].flipshare',
+      /not a field of an accuracy fault/,
+    ],
   ])('names the field for %s', async (_, override, field, message) => {
     const error = await overrideError(override);
     expect(error.field).toBe(field);
     expect(error.message).toContain(join(dir, 'profile.json'));
     expect(error.message).toMatch(message);
+  });
+
+  it('reads the simulated faults next to the profile fields', async () => {
+    const file = join(dir, 'profile.json');
+    const simulate = {
+      accuracyFaults: [
+        { variants: 'int8_*', flipShare: 0.3 },
+        { variants: 'fp16', flipShare: 0 },
+      ],
+    };
+    await writeFile(
+      file,
+      JSON.stringify({
+        cpuinfoFile: join(FIXTURES, 'raspberry-pi-4.txt'),
+        cores: 1,
+        threads: 1,
+        simulate,
+      }),
+    );
+    const device = await detectDevice({ profileOverrideFile: file });
+    expect(device.simulate).toEqual(simulate);
+    expect(device.profile).toMatchObject({ cpuModel: 'Cortex-A72', cores: 1, threads: 1 });
+    // The profile the control plane sees is the same either way: faults are not hardware fields.
+    expect(await detectHardwareProfile({ profileOverrideFile: file })).toEqual(device.profile);
+  });
+
+  it('simulates no faults without a simulate section, or without an override file', async () => {
+    const file = join(dir, 'profile.json');
+    await writeFile(file, JSON.stringify({ memoryBytes: GiB }));
+    expect((await detectDevice({ profileOverrideFile: file })).simulate).toBeUndefined();
+    expect((await detectDevice()).simulate).toBeUndefined();
   });
 
   it('names the cpuinfoFile when the dump is missing or not cpuinfo', async () => {

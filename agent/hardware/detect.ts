@@ -11,6 +11,7 @@ import {
 } from '../../common/hardware/index.js';
 import { MissingPrerequisiteError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
+import type { SimulatedFaults } from '../simulation/simulated-faults.js';
 import { jetsonGpu } from './jetson.js';
 import { queryNvidiaSmi } from './nvidia-smi.js';
 import { detectOnnxRuntime } from './onnx-runtime.js';
@@ -26,7 +27,8 @@ const DEVICE_TREE_MODEL = '/proc/device-tree/model';
 export interface DetectHardwareOptions {
   /**
    * JSON file for simulated devices: `cpuinfoFile` (a /proc/cpuinfo dump read instead of this
-   * machine's) and any HardwareProfile fields, which replace the detected ones.
+   * machine's), any HardwareProfile fields, which replace the detected ones, and `simulate`
+   * (hardware faults to pretend to have).
    */
   profileOverrideFile?: string;
   logger?: Logger;
@@ -94,6 +96,13 @@ async function simulateFromDump(override: ProfileOverride, path: string): Promis
   return profileFromCpuinfo(summary, await hostExtras());
 }
 
+/** What the agent knows about the device it runs on. */
+export interface DetectedDevice {
+  profile: HardwareProfile;
+  /** Faults the override file asks to simulate; absent on a real device. */
+  simulate?: SimulatedFaults;
+}
+
 /**
  * This device's hardware profile: /proc/cpuinfo, memory, OS, ONNX Runtime and its execution
  * providers, CUDA GPUs (nvidia-smi) and Jetson boards (device tree), then the override file's
@@ -102,17 +111,26 @@ async function simulateFromDump(override: ProfileOverride, path: string): Promis
 export async function detectHardwareProfile(
   options: DetectHardwareOptions = {},
 ): Promise<HardwareProfile> {
-  if (options.profileOverrideFile === undefined) return detectThisMachine(options.logger);
+  return (await detectDevice(options)).profile;
+}
+
+/** detectHardwareProfile, plus the faults a simulated device's override file asks for. */
+export async function detectDevice(options: DetectHardwareOptions = {}): Promise<DetectedDevice> {
+  if (options.profileOverrideFile === undefined) {
+    return { profile: await detectThisMachine(options.logger) };
+  }
   const override = await loadProfileOverride(options.profileOverrideFile);
   const detected =
     override.cpuinfoFile === undefined
       ? await detectThisMachine(options.logger)
       : await simulateFromDump(override, override.cpuinfoFile);
+  let profile: HardwareProfile;
   try {
-    return validateHardwareProfile({ ...detected, ...override.fields });
+    profile = validateHardwareProfile({ ...detected, ...override.fields });
   } catch (err) {
     // The detected profile was valid on its own, so whatever fails now came from the file.
     if (!(err instanceof HardwareProfileError)) throw err;
     throw new ProfileOverrideError(override.file, err.field, err.message, { cause: err });
   }
+  return override.simulate ? { profile, simulate: override.simulate } : { profile };
 }

@@ -2,10 +2,12 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { EdgeforgeError } from '../../common/errors.js';
 import type { HardwareProfile } from '../../common/hardware/index.js';
+import type { AccuracyFault, SimulatedFaults } from '../simulation/simulated-faults.js';
 
 /**
- * What a profile override file says: a cpuinfo dump to read instead of /proc/cpuinfo, and
- * profile fields that replace the detected ones. Simulated devices are built from these.
+ * What a profile override file says: a cpuinfo dump to read instead of /proc/cpuinfo, profile
+ * fields that replace the detected ones, and hardware faults to simulate. Simulated devices are
+ * built from these.
  */
 export interface ProfileOverride {
   /** The override file itself, for error messages. */
@@ -14,6 +16,8 @@ export interface ProfileOverride {
   cpuinfoFile?: string;
   /** Not validated here: they are checked once merged, where cores and threads meet. */
   fields: Partial<Record<keyof HardwareProfile, unknown>>;
+  /** The `simulate` section, checked; absent when the file has none. */
+  simulate?: SimulatedFaults;
 }
 
 export class ProfileOverrideError extends EdgeforgeError {
@@ -69,7 +73,7 @@ export async function loadProfileOverride(file: string): Promise<ProfileOverride
       'must hold a JSON object such as {"cpuinfoFile": "pi4.txt", "memoryBytes": 4294967296}',
     );
   }
-  const { cpuinfoFile, ...rest } = json as Record<string, unknown>;
+  const { cpuinfoFile, simulate, ...rest } = json as Record<string, unknown>;
   const override: ProfileOverride = { file, fields: {} };
   if (cpuinfoFile !== undefined) {
     if (typeof cpuinfoFile !== 'string' || cpuinfoFile.trim() === '') {
@@ -81,15 +85,73 @@ export async function loadProfileOverride(file: string): Promise<ProfileOverride
     }
     override.cpuinfoFile = resolve(dirname(file), cpuinfoFile);
   }
+  if (simulate !== undefined) override.simulate = parseSimulate(file, simulate);
   for (const [key, value] of Object.entries(rest)) {
     if (!(PROFILE_FIELDS as readonly string[]).includes(key)) {
       throw new ProfileOverrideError(
         file,
         key,
-        `field "${key}" is not a hardware profile field; expected cpuinfoFile or one of ${PROFILE_FIELDS.join(', ')}`,
+        `field "${key}" is not a hardware profile field; expected cpuinfoFile, simulate or one of ${PROFILE_FIELDS.join(', ')}`,
       );
     }
     override.fields[key as keyof HardwareProfile] = value;
   }
   return override;
+}
+
+const FAULT_EXAMPLE = '{"variants": "int8_*", "flipShare": 0.3}';
+
+/** The `simulate` section: {"accuracyFaults": [{"variants": glob, "flipShare": 0..1}, ...]}. */
+function parseSimulate(file: string, value: unknown): SimulatedFaults {
+  const fail = (field: string, problem: string): never => {
+    throw new ProfileOverrideError(file, field, `field "${field}" ${problem}`);
+  };
+  if (!isPlainObject(value)) {
+    return fail(
+      'simulate',
+      `is ${JSON.stringify(value)}; expected an object such as {"accuracyFaults": [${FAULT_EXAMPLE}]}`,
+    );
+  }
+  const { accuracyFaults, ...unknown } = value;
+  for (const key of Object.keys(unknown)) {
+    fail(`simulate.${key}`, 'is not a simulated fault; expected accuracyFaults');
+  }
+  if (!Array.isArray(accuracyFaults)) {
+    return fail(
+      'simulate.accuracyFaults',
+      `is ${JSON.stringify(accuracyFaults)}; expected a list such as [${FAULT_EXAMPLE}]`,
+    );
+  }
+  return {
+    accuracyFaults: accuracyFaults.map((fault: unknown, i): AccuracyFault => {
+      const at = `simulate.accuracyFaults[${i}]`;
+      if (!isPlainObject(fault)) {
+        return fail(at, `is ${JSON.stringify(fault)}; expected an object such as ${FAULT_EXAMPLE}`);
+      }
+      const { variants, flipShare, ...others } = fault;
+      for (const key of Object.keys(others)) {
+        fail(
+          `${at}.${key}`,
+          'is not a field of an accuracy fault; expected variants and flipShare',
+        );
+      }
+      if (typeof variants !== 'string' || variants === '') {
+        fail(
+          `${at}.variants`,
+          `is ${JSON.stringify(variants)}; expected a non-empty glob over variant names, e.g. "int8_*"`,
+        );
+      }
+      if (typeof flipShare !== 'number' || !(flipShare >= 0 && flipShare <= 1)) {
+        fail(
+          `${at}.flipShare`,
+          `is ${JSON.stringify(flipShare)}; expected the share of top-1 predictions to flip, from 0 to 1`,
+        );
+      }
+      return { variants: variants as string, flipShare: flipShare as number };
+    }),
+  };
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -1,6 +1,7 @@
 import type { InferenceSession } from 'onnxruntime-node';
 import type { TensorSpec } from '../../common/manifest.js';
 import { argmax, holdoutFeeds, InputSpecError } from '../inference/feeds.js';
+import { isFlipped } from '../simulation/simulated-faults.js';
 import type { Holdout } from './holdout.js';
 
 export interface HoldoutScore {
@@ -19,12 +20,22 @@ export interface HoldoutScore {
   nonFinite: number;
 }
 
+export interface ScoreOptions {
+  /**
+   * A simulated accuracy fault (SimulatedFaults): this share of the samples, a fixed evenly
+   * spread subset, has its top-1 class moved to the next class before scoring. 0 or absent: none.
+   */
+  flipShare?: number;
+}
+
 /** Runs every holdout sample (batch 1) and scores the first output's top-1 class. */
 export async function scoreHoldout(
   session: Pick<InferenceSession, 'run' | 'outputNames'>,
   holdout: Holdout,
   inputs: readonly TensorSpec[],
+  options: ScoreOptions = {},
 ): Promise<HoldoutScore> {
+  const flipShare = options.flipShare ?? 0;
   const outputName = session.outputNames[0];
   if (outputName === undefined) throw new InputSpecError('the model has no outputs to score');
   let correct = 0;
@@ -39,7 +50,8 @@ export async function scoreHoldout(
       );
     }
     if (!data.every(Number.isFinite)) nonFinite += 1;
-    const predicted = argmax(data, 0, data.length);
+    let predicted = argmax(data, 0, data.length);
+    if (flipShare > 0 && isFlipped(i, flipShare)) predicted = (predicted + 1) % data.length;
     if (predicted === holdout.labels[i]) correct += 1;
     if (predicted === (holdout.reference ?? holdout.labels)[i]) agreeing += 1;
   }

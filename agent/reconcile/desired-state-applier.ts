@@ -22,6 +22,7 @@ import type { DeviceIdentity } from '../identity/identity-store.js';
 import type { AgentMetrics } from '../metrics.js';
 import { firstIssue, SignedManifestSchema } from '../models/manifest-schema.js';
 import type { ModelStore } from '../models/model-store.js';
+import { flipShareFor, type SimulatedFaults } from '../simulation/simulated-faults.js';
 
 export interface DesiredStateApplierOptions {
   /** The enrolled identity: device id, hardware class, pinned manifest key. */
@@ -32,6 +33,10 @@ export interface DesiredStateApplierOptions {
   reporter: Reporter;
   activity: DeviceActivity;
   metrics: AgentMetrics;
+  /** The device's hardware threads (its profile's): no benchmark runs with more. */
+  deviceThreads: number;
+  /** A simulated device's faults, applied when benchmarks score the holdout; absent on a real device. */
+  simulate?: SimulatedFaults;
   logger: Logger;
 }
 
@@ -98,9 +103,13 @@ export class DesiredStateApplier {
       await failed(err.message);
       return;
     }
+    const flipShare = flipShareFor(this.#o.simulate, manifest.variant);
+    // A simulated fault marks every log line about the benchmark, so its accuracy is not taken
+    // for a real measurement.
+    const simulated = flipShare > 0 ? { simulatedFault: { flipShare } } : {};
     let result: BenchmarkResult;
     try {
-      log.info({ settings: desired.settings }, 'benchmarking');
+      log.info({ settings: desired.settings, ...simulated }, 'benchmarking');
       result = await activity.during(DeviceState.DEVICE_STATE_BENCHMARKING, async () => {
         const holdoutFile = store.holdoutFile(manifest);
         return runBenchmark({
@@ -108,6 +117,8 @@ export class DesiredStateApplier {
           manifest,
           holdout: holdoutFile ? await loadHoldout(holdoutFile) : null,
           settings: desired.settings,
+          deviceThreads: this.#o.deviceThreads,
+          flipShare,
           signal,
         });
       });
@@ -122,7 +133,9 @@ export class DesiredStateApplier {
         p50Ms: result.latency.p50Ms,
         p99Ms: result.latency.p99Ms,
         runs: result.latency.runs,
+        threads: result.threads,
         accuracy: result.holdout?.accuracy,
+        ...simulated,
       },
       'benchmarked',
     );

@@ -19,8 +19,13 @@ export class ServedModel {
     this.session = session;
   }
 
-  static async load(file: string, signed: SignedManifest): Promise<ServedModel> {
-    return new ServedModel(signed, await loadSession(file));
+  /** `threads`: intra-op threads (see inferenceThreads); absent leaves ONNX Runtime's default. */
+  static async load(
+    file: string,
+    signed: SignedManifest,
+    options: { threads?: number } = {},
+  ): Promise<ServedModel> {
+    return new ServedModel(signed, await loadSession(file, options));
   }
 
   get manifest(): ModelManifest {

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, onTestFinished } from 'vitest';
-import { EdgeAgent, type EdgeAgentConfig } from '../../agent/index.js';
+import { EdgeAgent, type EdgeAgentConfig, type SimulatedFaults } from '../../agent/index.js';
 import { createLogger } from '../../common/logger.js';
 import { ENROLLMENT_TOKEN } from './control-plane.js';
 import { CPUINFO_FIXTURES } from './profiles.js';
@@ -11,7 +11,12 @@ export interface SimulatedDevice {
   /** A cpuinfo dump in test/fixtures/cpuinfo, without .txt. */
   cpuinfo: string;
   memoryBytes?: number;
+  /** Hardware threads; the agent never runs a model with more. At least `cores`. */
   threads?: number;
+  /** Physical cores; set it with threads below the dump's core count (1 and 1: a one-thread board). */
+  cores?: number;
+  /** Hardware faults the device pretends to have (the override file's `simulate` section). */
+  simulate?: SimulatedFaults;
 }
 
 /**
@@ -31,6 +36,8 @@ export async function startTestAgent(
       cpuinfoFile: `${CPUINFO_FIXTURES}/${device.cpuinfo}.txt`,
       memoryBytes: device.memoryBytes ?? 4 * 1024 ** 3,
       ...(device.threads ? { threads: device.threads } : {}),
+      ...(device.cores ? { cores: device.cores } : {}),
+      ...(device.simulate ? { simulate: device.simulate } : {}),
     }),
   );
   const agent = new EdgeAgent({
