@@ -13,6 +13,9 @@ import { createAdminService } from './grpc/admin-service.js';
 import { createFleetService } from './grpc/fleet-service.js';
 import { createControlPlaneMetrics } from './metrics.js';
 import { DeviceRegistry } from './registry/device-registry.js';
+import { RolloutRecords } from './rollouts/rollout-records.js';
+import { RolloutSignals } from './rollouts/rollout-signals.js';
+import { RolloutTemporal, type TemporalSettings } from './rollouts/temporal-connection.js';
 import { connectivityThresholds } from './registry/device-record.js';
 
 export interface TlsFiles {
@@ -41,6 +44,12 @@ export interface ControlPlaneOptions {
   heartbeatIntervalSeconds: number;
   credentialTtlSeconds: number;
   tls?: TlsFiles;
+  /**
+   * Temporal, for the rollout calls and the signals that forward device reports to rollouts.
+   * Connected on first use; without it the fleet API works and rollout calls fail with
+   * FAILED_PRECONDITION.
+   */
+  temporal?: TemporalSettings;
 }
 
 export function defaultControlPlaneOptions(): Pick<
@@ -82,6 +91,9 @@ export async function startControlPlane(
   });
   metrics.trackFleet(registry, thresholds);
   const ctx = { authority, adminToken: options.adminToken, metrics, log };
+  const temporal = new RolloutTemporal(options.temporal, log);
+  const rolloutSignals = new RolloutSignals(temporal, log);
+  const rolloutRecords = new RolloutRecords(options.nats, log);
 
   const server = new Server({
     'grpc.max_receive_message_length': MAX_REQUEST_BYTES,
@@ -100,9 +112,13 @@ export async function startControlPlane(
       heartbeatIntervalSeconds: options.heartbeatIntervalSeconds,
       advertisedNatsUrl: options.advertisedNatsUrl,
       manifestPublicKey: manifestKey.publicKeyRaw,
+      rolloutSignals,
     }),
   );
-  server.addService(AdminServiceService, createAdminService(ctx, registry, thresholds));
+  server.addService(
+    AdminServiceService,
+    createAdminService(ctx, registry, thresholds, { temporal, records: rolloutRecords }),
+  );
 
   const credentials = options.tls
     ? await tlsCredentials(options.tls)
@@ -145,6 +161,8 @@ export async function startControlPlane(
         });
       });
       await metricsServer.close();
+      await rolloutSignals.drain();
+      await temporal.close();
       await registry.close();
       log.info('control plane stopped');
     },

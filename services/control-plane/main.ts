@@ -32,7 +32,8 @@ const EnvSchema = z.object({
 
 /**
  * The control-plane process. Configuration comes from the environment (above, plus
- * EDGEFORGE_NATS_URL); tokens not given are generated once into the data directory.
+ * EDGEFORGE_NATS_URL and EDGEFORGE_TEMPORAL_*); tokens not given are generated once into the data
+ * directory.
  */
 async function main(): Promise<void> {
   const settings = loadConnectionSettings();
@@ -61,6 +62,8 @@ async function main(): Promise<void> {
       env.EDGEFORGE_ADMIN_TOKEN ?? (await loadOrCreateToken(join(dataDir, 'admin-token'))),
     heartbeatIntervalSeconds: env.EDGEFORGE_HEARTBEAT_INTERVAL_SECONDS,
     credentialTtlSeconds: env.EDGEFORGE_CREDENTIAL_TTL_SECONDS,
+    // EDGEFORGE_TEMPORAL_ADDRESS / EDGEFORGE_TEMPORAL_NAMESPACE; connected on the first rollout call.
+    temporal: { address: settings.temporalAddress, namespace: settings.temporalNamespace },
     tls:
       env.EDGEFORGE_CP_TLS_CERT && env.EDGEFORGE_CP_TLS_KEY
         ? {

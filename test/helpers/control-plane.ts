@@ -41,7 +41,8 @@ export interface TestControlPlane extends RunningControlPlane {
 
 /**
  * A real control plane on 127.0.0.1 (gRPC and /metrics on free ports) against the run's NATS,
- * stopped after the test.
+ * stopped after the test. Without a `temporal` override it has no Temporal: the fleet API works,
+ * rollout calls fail with FAILED_PRECONDITION; `testTemporalOption()` gives it the run's.
  */
 export async function startTestControlPlane(
   overrides: Partial<ControlPlaneOptions> = {},
@@ -79,6 +80,11 @@ export async function startTestControlPlane(
   };
 }
 
+/** The run's Temporal dev server, as the control plane's `temporal` option. */
+export function testTemporalOption(): Pick<ControlPlaneOptions, 'temporal'> {
+  return { temporal: { address: testStack().temporalAddress, namespace: 'default' } };
+}
+
 /** Promise-returning gRPC clients for tests that speak the raw API (bad input included). */
 export function rawClients(
   address: string,
@@ -100,5 +106,9 @@ export function rawClients(
     reportStatus: call(FleetServiceService.reportStatus),
     listDevices: call(AdminServiceService.listDevices),
     getDevice: call(AdminServiceService.getDevice),
+    startRollout: call(AdminServiceService.startRollout),
+    getRollout: call(AdminServiceService.getRollout),
+    listRollouts: call(AdminServiceService.listRollouts),
+    cancelRollout: call(AdminServiceService.cancelRollout),
   };
 }

@@ -12,6 +12,7 @@ import {
   type DeviceRecord,
 } from '../registry/device-record.js';
 import { InvalidArgumentError, NotFoundError } from './errors.js';
+import { createRolloutAdmin, type RolloutAdminDependencies } from './rollout-admin.js';
 import { unary, type UnaryContext } from './unary.js';
 import { validateListDevices } from './validation.js';
 
@@ -47,6 +48,7 @@ export function createAdminService(
   ctx: UnaryContext,
   registry: DeviceRegistry,
   thresholds: ConnectivityThresholds,
+  rollouts: RolloutAdminDependencies,
 ): AdminServiceServer {
   const service = 'edgeforge.v1.AdminService';
   return {
@@ -82,5 +84,7 @@ export function createAdminService(
       }
       return { device: toDeviceMessage(record, Date.now(), thresholds) };
     }),
+
+    ...createRolloutAdmin(ctx, rollouts),
   };
 }

@@ -2,6 +2,10 @@ import { status } from '@grpc/grpc-js';
 import { EdgeforgeError, ServiceUnreachableError } from '../../../common/errors.js';
 import { PermissionDeniedError, UnauthenticatedError } from '../auth/credentials.js';
 import { RegistryConflictError } from '../registry/device-registry.js';
+import {
+  TemporalNotConfiguredError,
+  TemporalUnavailableError,
+} from '../rollouts/temporal-connection.js';
 
 /** A request field is missing or wrong; the message names the field. */
 export class InvalidArgumentError extends EdgeforgeError {
@@ -18,6 +22,11 @@ export class NotFoundError extends EdgeforgeError {
   override name = 'NotFoundError';
 }
 
+/** What the call would create exists already (a rollout id). */
+export class AlreadyExistsError extends EdgeforgeError {
+  override name = 'AlreadyExistsError';
+}
+
 /**
  * The one place where errors become gRPC status codes. Anything unexpected is INTERNAL, and its
  * details stay in the server log rather than going to the caller.
@@ -31,6 +40,13 @@ export function toGrpcStatus(err: unknown): { code: status; details: string } {
     return { code: status.PERMISSION_DENIED, details: err.message };
   if (err instanceof NotFoundError) return { code: status.NOT_FOUND, details: err.message };
   if (err instanceof RegistryConflictError) return { code: status.ABORTED, details: err.message };
+  if (err instanceof AlreadyExistsError)
+    return { code: status.ALREADY_EXISTS, details: err.message };
+  // Rollout calls need Temporal; their messages name the address and the fix.
+  if (err instanceof TemporalNotConfiguredError)
+    return { code: status.FAILED_PRECONDITION, details: err.message };
+  if (err instanceof TemporalUnavailableError)
+    return { code: status.UNAVAILABLE, details: err.message };
   if (err instanceof ServiceUnreachableError || isNatsUnavailable(err)) {
     return {
       code: status.UNAVAILABLE,

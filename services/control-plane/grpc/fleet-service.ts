@@ -10,6 +10,7 @@ import {
 } from '../../../proto/gen/edgeforge/v1/fleet.pb.js';
 import { UnauthenticatedError, secretMatches } from '../auth/credentials.js';
 import type { DeviceRegistry } from '../registry/device-registry.js';
+import type { RolloutSignals } from '../rollouts/rollout-signals.js';
 import type { DeviceRecord } from '../registry/device-record.js';
 import { unary, type Caller, type UnaryContext } from './unary.js';
 import {
@@ -26,6 +27,8 @@ export interface FleetServiceOptions {
   advertisedNatsUrl: string;
   /** Raw ed25519 public key that signs model manifests (pinned by agents at enrollment). */
   manifestPublicKey: Uint8Array;
+  /** Forwards reports to the rollout workflows; never fails the device's call. */
+  rolloutSignals: RolloutSignals;
 }
 
 /**
@@ -143,7 +146,7 @@ export async function createFleetService(
       async (request, caller, log) => {
         const deviceId = deviceOf(caller);
         const req = validateReportBenchmark(request);
-        requireRecord(deviceId, registry.get(deviceId));
+        const device = requireRecord(deviceId, registry.get(deviceId));
         const key = `${req.rolloutId}.${req.variant}.${deviceId}`;
         const report = { ...request, deviceId, receivedAt: new Date().toISOString() };
         // create() fails when the key exists: a repeated report is recorded once.
@@ -154,6 +157,7 @@ export async function createFleetService(
             throw err;
           },
         );
+        if (recorded) options.rolloutSignals.benchmarkReported(device, request);
         log.info(
           { rolloutId: req.rolloutId, variant: req.variant, recorded },
           'benchmark reported',
@@ -166,7 +170,7 @@ export async function createFleetService(
       const deviceId = deviceOf(caller);
       const req = validateReportStatus(request);
       const at = new Date().toISOString();
-      await registry.update(deviceId, (current) => ({
+      const device = await registry.update(deviceId, (current) => ({
         ...requireRecord(deviceId, current),
         lastSeenAt: at,
         ...(req.activeModel ? { activeModel: req.activeModel } : {}),
@@ -178,6 +182,7 @@ export async function createFleetService(
           at,
         },
       }));
+      options.rolloutSignals.deviceStatus(device, req);
       log.info(
         { event: StatusEvent[req.event], rolloutId: req.rolloutId, variant: req.variant },
         'device status',

@@ -1,0 +1,142 @@
+import { WorkflowNotFoundError } from '@temporalio/client';
+import type { Logger } from 'pino';
+import {
+  ROLLOUT_SIGNALS,
+  classWorkflowId,
+  type BenchmarkReportSignal,
+  type DeviceEvent,
+  type DeviceStatusSignal,
+} from '../../../common/rollout.js';
+import {
+  StatusEvent,
+  type ReportBenchmarkRequest,
+} from '../../../proto/gen/edgeforge/v1/fleet.pb.js';
+import { TemporalNotConfiguredError, type RolloutTemporal } from './temporal-connection.js';
+
+/** Where a report goes: the class workflow of the device's hardware class. */
+export interface ReportingDevice {
+  deviceId: string;
+  hardwareClass: string;
+}
+
+/** ReportStatus after validation (validateReportStatus). */
+export interface StatusReport {
+  event: StatusEvent;
+  rolloutId: string;
+  variant: string;
+  activeModel: { sha256: string } | null;
+  detail: string;
+}
+
+const DEVICE_EVENTS: Partial<Record<StatusEvent, DeviceEvent>> = {
+  [StatusEvent.STATUS_EVENT_ACTIVATED]: 'activated',
+  [StatusEvent.STATUS_EVENT_HEALTH_CHECK_FAILED]: 'health_check_failed',
+  [StatusEvent.STATUS_EVENT_ROLLED_BACK]: 'rolled_back',
+  [StatusEvent.STATUS_EVENT_REFUSED]: 'refused',
+  [StatusEvent.STATUS_EVENT_DOWNLOAD_FAILED]: 'download_failed',
+};
+
+const SIGNAL_TIMEOUT_MS = 5_000;
+
+/**
+ * Forwards device reports to the rollout's class workflow as signals. A signal is a shortcut, not
+ * the record: the report is already stored (benchmarks bucket, device registry), and the workflow
+ * re-reads those when signals are missing. So a signal that fails (no such workflow: an old or
+ * hand-made rollout id; Temporal down) is logged and dropped, and never fails or slows the
+ * device's call: signals are sent in the background.
+ */
+export class RolloutSignals {
+  readonly #temporal: RolloutTemporal;
+  readonly #log: Logger;
+  readonly #inFlight = new Set<Promise<void>>();
+
+  constructor(temporal: RolloutTemporal, log: Logger) {
+    this.#temporal = temporal;
+    this.#log = log;
+  }
+
+  /** A recorded ReportBenchmark → ROLLOUT_SIGNALS.benchmarkReported. */
+  benchmarkReported(device: ReportingDevice, report: ReportBenchmarkRequest): void {
+    const failed = Boolean(report.error);
+    const signal: BenchmarkReportSignal = {
+      deviceId: device.deviceId,
+      variant: report.variant,
+      modelSha256: report.modelSha256,
+      p50Ms: report.latency?.p50Ms ?? 0,
+      p95Ms: report.latency?.p95Ms ?? 0,
+      p99Ms: report.latency?.p99Ms ?? 0,
+      cv: report.latency?.cv ?? 0,
+      runs: report.latency?.runs ?? 0,
+      accuracy: failed ? null : report.accuracy,
+      agreement: failed ? null : report.top1Agreement,
+      error: report.error || null,
+    };
+    this.#send(device, report.rolloutId, ROLLOUT_SIGNALS.benchmarkReported, signal);
+  }
+
+  /** A ReportStatus about a rollout's model → ROLLOUT_SIGNALS.deviceStatus. */
+  deviceStatus(device: ReportingDevice, report: StatusReport): void {
+    const event = DEVICE_EVENTS[report.event];
+    // Events outside a rollout (a device's own recovery) have no workflow to tell.
+    if (!report.rolloutId || !event) return;
+    const signal: DeviceStatusSignal = {
+      deviceId: device.deviceId,
+      event,
+      variant: report.variant,
+      activeSha256: report.activeModel?.sha256 ?? null,
+      detail: report.detail,
+    };
+    this.#send(device, report.rolloutId, ROLLOUT_SIGNALS.deviceStatus, signal);
+  }
+
+  /** Waits (up to `timeoutMs`) for signals still being sent, before the connection closes. */
+  async drain(timeoutMs = SIGNAL_TIMEOUT_MS): Promise<void> {
+    if (this.#inFlight.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.#inFlight]),
+      new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  #send(device: ReportingDevice, rolloutId: string, name: string, payload: object): void {
+    if (!this.#temporal.configured) return;
+    const workflowId = classWorkflowId(rolloutId, device.hardwareClass);
+    const log = this.#log.child({
+      deviceId: device.deviceId,
+      rolloutId,
+      hardwareClass: device.hardwareClass,
+      signal: name,
+    });
+    const sending = this.#temporal
+      .run(
+        `signalling ${workflowId}`,
+        (client) => client.workflow.getHandle(workflowId).signal(name, payload),
+        SIGNAL_TIMEOUT_MS,
+      )
+      .then(
+        () => log.debug({ workflowId }, 'report signalled to the rollout'),
+        (err: unknown) => {
+          if (err instanceof WorkflowNotFoundError) {
+            log.info(
+              { workflowId },
+              'no running workflow for this report (finished, old or hand-made rollout id); the report stays stored',
+            );
+          } else if (err instanceof TemporalNotConfiguredError) {
+            log.warn(
+              { err },
+              'report not signalled: Temporal is not usable; the report stays stored',
+            );
+          } else {
+            log.warn(
+              { err, workflowId },
+              'report not signalled; the report stays stored and the workflow re-reads it',
+            );
+          }
+        },
+      )
+      .finally(() => this.#inFlight.delete(sending));
+    this.#inFlight.add(sending);
+  }
+}
