@@ -1,5 +1,6 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { serveMetrics, type MetricsServer } from '../common/metrics-server.js';
+import { collectProcessMetrics } from '../common/process-metrics.js';
 
 /**
  * Upper bounds (seconds) of the inference latency histogram, in /metrics and in heartbeats:
@@ -73,7 +74,7 @@ export class AgentMetrics {
 
   constructor(agentVersion: string) {
     this.#agentVersion = agentVersion;
-    collectDefaultMetrics({ register: this.registry });
+    collectProcessMetrics(this.registry);
   }
 
   /** Relabels the info series; a device's own endpoint may name the device. */

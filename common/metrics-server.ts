@@ -10,11 +10,39 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** Serves a prom-client registry on GET /metrics at host:port (port 0 picks a free one). */
-export async function serveMetrics(register: Registry, listen: string): Promise<MetricsServer> {
+export interface MetricsServerOptions {
+  /**
+   * Answers GET /healthz: healthy (200) or a reason why not (503). Without it /healthz says 200
+   * while the process serves HTTP.
+   */
+  health?: () => true | string;
+}
+
+/**
+ * Serves a prom-client registry on GET /metrics, and GET /healthz, at host:port (port 0 picks a
+ * free one).
+ */
+export async function serveMetrics(
+  register: Registry,
+  listen: string,
+  options: MetricsServerOptions = {},
+): Promise<MetricsServer> {
   const { host, port } = parseHostPort(listen);
   const server: Server = createServer((req, res) => {
-    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+    const path = req.url?.split('?')[0];
+    if (req.method === 'GET' && path === '/healthz') {
+      let health: true | string;
+      try {
+        health = options.health?.() ?? true;
+      } catch (err) {
+        health = `health check failed: ${String(err)}`;
+      }
+      res
+        .writeHead(health === true ? 200 : 503, { 'content-type': 'text/plain' })
+        .end(health === true ? 'ok\n' : `${health}\n`);
+      return;
+    }
+    if (req.method !== 'GET' || path !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n');
       return;
     }

@@ -90,6 +90,7 @@ export async function startControlPlane(
     onConflict: () => metrics.registryConflicts.inc(),
   });
   metrics.trackFleet(registry, thresholds);
+  await metrics.rollouts.watch(options.nats, log);
   const ctx = { authority, adminToken: options.adminToken, metrics, log };
   const temporal = new RolloutTemporal(options.temporal, log);
   const rolloutSignals = new RolloutSignals(temporal, log);
@@ -135,6 +136,7 @@ export async function startControlPlane(
     metricsServer = await serveMetrics(metrics.register, options.metricsListen);
   } catch (err) {
     server.forceShutdown();
+    await metrics.rollouts.close();
     await registry.close();
     throw err;
   }
@@ -163,6 +165,7 @@ export async function startControlPlane(
       await metricsServer.close();
       await rolloutSignals.drain();
       await temporal.close();
+      await metrics.rollouts.close();
       await registry.close();
       log.info('control plane stopped');
     },

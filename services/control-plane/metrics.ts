@@ -1,20 +1,91 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { EDGE_LATENCY_BUCKETS } from '../../common/latency-histogram.js';
+import { collectProcessMetrics } from '../../common/process-metrics.js';
+import {
+  StatusEvent,
+  type ReportBenchmarkRequest,
+} from '../../proto/gen/edgeforge/v1/fleet.pb.js';
+import { DeltaHistogram } from './metrics/delta-histogram.js';
+import { RolloutMetrics } from './metrics/rollout-metrics.js';
 import type { DeviceRegistry } from './registry/device-registry.js';
-import { connectivityOf, type ConnectivityThresholds } from './registry/device-record.js';
+import {
+  connectivityOf,
+  type ConnectivityThresholds,
+  type LatencyDelta,
+} from './registry/device-record.js';
 
 export type ControlPlaneMetrics = ReturnType<typeof createControlPlaneMetrics>;
 
+/** A label value for a device's active model, or for a hardware class the caller did not know. */
+const UNKNOWN = 'unknown';
+
+/** "STATUS_EVENT_ROLLED_BACK" → "rolled_back", the agent's and the rollout contract's names. */
+const eventName = (event: StatusEvent) =>
+  (StatusEvent[event] ?? UNKNOWN).replace(/^STATUS_EVENT_/, '').toLowerCase();
+
 /**
  * The control plane's Prometheus metrics. No per-device label anywhere: the fleet gauge is by
- * hardware class and connectivity, so its cardinality is classes × 3 whatever the fleet size.
+ * hardware class and connectivity, so its cardinality is classes × 3 whatever the fleet size;
+ * docs/observability.md states the budget of every series.
  */
 export function createControlPlaneMetrics() {
   const register = new Registry();
-  collectDefaultMetrics({ register, prefix: 'edgeforge_control_plane_' });
+  collectProcessMetrics(register, 'edgeforge_control_plane_');
 
-  /** Counts the registry's devices by class and connectivity at every scrape. */
-  const trackFleet = (devices: DeviceRegistry, thresholds: ConnectivityThresholds) =>
-    new Gauge({
+  /** Real serving latency from the agents' heartbeats: the fleet's edge latency. */
+  const edgeLatency = new DeltaHistogram({
+    name: 'edgeforge_edge_inference_latency_seconds',
+    help:
+      'Inference latency served on edge devices (the model run), summed from heartbeats over ' +
+      'the devices of a hardware class running a model variant',
+    labelNames: ['hardware_class', 'model', 'variant'] as const,
+    buckets: EDGE_LATENCY_BUCKETS,
+    registers: [register],
+  });
+  const benchmarkP95 = new Gauge({
+    name: 'edgeforge_benchmark_p95_seconds',
+    help: 'p95 latency of the last on-device benchmark reported, by hardware class and variant',
+    labelNames: ['hardware_class', 'variant'] as const,
+    registers: [register],
+  });
+  const benchmarkAccuracy = new Gauge({
+    name: 'edgeforge_benchmark_accuracy',
+    help:
+      'Holdout accuracy (0-1) of the last on-device benchmark reported with a holdout, by ' +
+      'hardware class and variant',
+    labelNames: ['hardware_class', 'variant'] as const,
+    registers: [register],
+  });
+  const benchmarkReports = new Counter({
+    name: 'edgeforge_benchmark_reports_total',
+    help: 'On-device benchmark reports recorded, by hardware class, variant and result (ok, error)',
+    labelNames: ['hardware_class', 'variant', 'result'] as const,
+    registers: [register],
+  });
+  const modelEvents = new Counter({
+    name: 'edgeforge_model_events_total',
+    help:
+      'Model status events devices reported (activated, health_check_failed, rolled_back, ' +
+      'refused, download_failed), by hardware class',
+    labelNames: ['hardware_class', 'event'] as const,
+    registers: [register],
+  });
+  const rollouts = new RolloutMetrics(register);
+
+  /**
+   * Counts the registry's devices by class and connectivity at every scrape, and keeps the edge
+   * latency series of the (class, model, variant) some registered device runs, dropping the rest.
+   */
+  const trackFleet = (devices: DeviceRegistry, thresholds: ConnectivityThresholds) => {
+    edgeLatency.retainWhere(() => {
+      const running = new Set<string>();
+      for (const d of devices.list()) {
+        if (d.activeModel)
+          running.add(`${d.hardwareClass}\u0000${d.activeModel.modelId}\u0000${d.activeModel.variant}`);
+      }
+      return (l) => running.has(`${l.hardware_class}\u0000${l.model}\u0000${l.variant}`);
+    });
+    return new Gauge({
       name: 'edgeforge_fleet_devices',
       help: 'Enrolled devices by hardware class and connectivity (online, stale, offline)',
       labelNames: ['hardware_class', 'connectivity'] as const,
@@ -33,10 +104,46 @@ export function createControlPlaneMetrics() {
         }
       },
     });
+  };
 
   return {
     register,
     trackFleet,
+    rollouts,
+    /** Adds a heartbeat's serving latencies (since the beat before) to the edge histogram. */
+    recordEdgeLatency(
+      hardwareClass: string,
+      activeModel: { modelId: string; variant: string } | null,
+      latency: LatencyDelta | null,
+    ): void {
+      if (!activeModel || !latency || latency.count === 0) return;
+      edgeLatency.add(
+        { hardware_class: hardwareClass, model: activeModel.modelId, variant: activeModel.variant },
+        latency,
+      );
+    },
+    /**
+     * A benchmark report the control plane received (recorded: not a repeat). The gauges keep the
+     * last value per (class, variant); reports without a holdout score (accuracy and agreement
+     * both 0) leave the accuracy gauge alone.
+     */
+    recordBenchmark(
+      hardwareClass: string | undefined,
+      report: ReportBenchmarkRequest,
+      recorded: boolean,
+    ): void {
+      if (!recorded) return;
+      const labels = { hardware_class: hardwareClass ?? UNKNOWN, variant: report.variant };
+      benchmarkReports.inc({ ...labels, result: report.error ? 'error' : 'ok' });
+      if (report.error || !report.latency) return;
+      benchmarkP95.set(labels, report.latency.p95Ms / 1000);
+      if (report.accuracy > 0 || report.top1Agreement > 0)
+        benchmarkAccuracy.set(labels, report.accuracy);
+    },
+    /** A model status event a device reported (ReportStatus). */
+    recordModelEvent(hardwareClass: string | undefined, event: StatusEvent): void {
+      modelEvents.inc({ hardware_class: hardwareClass ?? UNKNOWN, event: eventName(event) });
+    },
     grpcHandled: new Counter({
       name: 'edgeforge_grpc_server_handled_total',
       help: 'gRPC calls completed, by service, method and status code',

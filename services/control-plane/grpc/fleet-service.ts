@@ -11,7 +11,7 @@ import {
 import { UnauthenticatedError, secretMatches } from '../auth/credentials.js';
 import type { DeviceRegistry } from '../registry/device-registry.js';
 import type { RolloutSignals } from '../rollouts/rollout-signals.js';
-import type { DeviceRecord } from '../registry/device-record.js';
+import { nextServing, type DeviceRecord } from '../registry/device-record.js';
 import { unary, type Caller, type UnaryContext } from './unary.js';
 import {
   validateEnroll,
@@ -114,7 +114,7 @@ export async function createFleetService(
       const deviceId = deviceOf(caller);
       const req = validateHeartbeat(request);
       const now = new Date().toISOString();
-      await registry.update(deviceId, (current) => {
+      const updated = await registry.update(deviceId, (current) => {
         const record = requireRecord(deviceId, current);
         return {
           ...record,
@@ -122,11 +122,14 @@ export async function createFleetService(
           lastSeenAt: now,
           heartbeatCount: record.heartbeatCount + 1,
           activeModel: req.activeModel,
+          serving: nextServing(record.serving, req.activeModel, req.inferenceLatency, now),
           ...(req.profile
             ? { profile: req.profile, hardwareClass: deriveHardwareClass(req.profile).key }
             : {}),
         };
       });
+      // After the write: a beat the registry refused leaves its latencies with the agent.
+      ctx.metrics.recordEdgeLatency(updated.hardwareClass, req.activeModel, req.inferenceLatency);
       const renewal =
         caller.role === 'device' && ctx.authority.shouldRenew(caller.claims)
           ? ctx.authority.issue(deviceId)
@@ -158,6 +161,7 @@ export async function createFleetService(
           },
         );
         if (recorded) options.rolloutSignals.benchmarkReported(device, request);
+        ctx.metrics.recordBenchmark(registry.get(deviceId)?.hardwareClass, request, recorded);
         log.info(
           { rolloutId: req.rolloutId, variant: req.variant, recorded },
           'benchmark reported',
@@ -182,6 +186,7 @@ export async function createFleetService(
           at,
         },
       }));
+      ctx.metrics.recordModelEvent(registry.get(deviceId)?.hardwareClass, req.event);
       options.rolloutSignals.deviceStatus(device, req);
       log.info(
         { event: StatusEvent[req.event], rolloutId: req.rolloutId, variant: req.variant },

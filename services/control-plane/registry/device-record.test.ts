@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { connectivityOf, connectivityThresholds } from './device-record.js';
+import { EDGE_LATENCY_BUCKETS } from '../../../common/latency-histogram.js';
+import { connectivityOf, connectivityThresholds, nextServing } from './device-record.js';
 
 describe('connectivityOf', () => {
   const thresholds = connectivityThresholds(10_000);
@@ -15,5 +16,39 @@ describe('connectivityOf', () => {
   ])('a heartbeat %d s ago is %s', (secondsAgo, expected) => {
     const record = { lastSeenAt: at(secondsAgo) };
     expect(connectivityOf(record, now, thresholds)).toBe(expected);
+  });
+});
+
+describe('nextServing', () => {
+  const model = { sha256: 'a'.repeat(64) };
+  const delta = (counts: Record<number, number>, sumSeconds: number) => {
+    const bucketCounts = new Array<number>(EDGE_LATENCY_BUCKETS.length + 1).fill(0);
+    for (const [i, c] of Object.entries(counts)) bucketCounts[Number(i)] = c;
+    const count = bucketCounts.reduce((n, c) => n + c, 0);
+    return { bucketUpperBounds: [...EDGE_LATENCY_BUCKETS], bucketCounts, sumSeconds, count };
+  };
+
+  it('starts when a model becomes active and adds every beat to it', () => {
+    const first = nextServing(undefined, model, delta({ 2: 3 }, 0.006), 't1')!;
+    expect(first).toMatchObject({ modelSha256: model.sha256, count: 3, since: 't1' });
+    const second = nextServing(first, model, delta({ 2: 1, 4: 2 }, 0.02), 't2')!;
+    expect(second.since).toBe('t1');
+    expect(second.count).toBe(6);
+    expect(second.sumSeconds).toBeCloseTo(0.026, 12);
+    expect(second.bucketCounts.slice(0, 5)).toEqual([0, 0, 4, 0, 2]);
+    // Pure: the registry may apply a change twice after a lost compare-and-swap.
+    expect(first.count).toBe(3);
+  });
+
+  it('keeps counting across beats without latencies, and resets when the model changes', () => {
+    const first = nextServing(undefined, model, delta({ 0: 5 }, 0.001), 't1')!;
+    expect(nextServing(first, model, null, 't2')).toBe(first);
+    const other = nextServing(first, { sha256: 'b'.repeat(64) }, null, 't3')!;
+    expect(other).toMatchObject({ modelSha256: 'b'.repeat(64), count: 0, since: 't3' });
+    expect(other.bucketCounts.every((c) => c === 0)).toBe(true);
+  });
+
+  it('is null without an active model', () => {
+    expect(nextServing(undefined, null, delta({ 0: 1 }, 0.0001), 't1')).toBeNull();
   });
 });

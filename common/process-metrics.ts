@@ -1,0 +1,17 @@
+import { collectDefaultMetrics, Registry } from 'prom-client';
+
+/**
+ * prom-client's default process and Node.js metrics, less the three gauges it names with a
+ * `_total` suffix (nodejs_active_{handles,requests,resources}_total), which Prometheus's lint
+ * (`promtool check metrics`) rejects: the same numbers by type are in
+ * nodejs_active_{handles,requests,resources}, so `sum()` of those replaces them.
+ */
+export function collectProcessMetrics(register: Registry, prefix = ''): void {
+  const defaults = new Registry();
+  collectDefaultMetrics({ register: defaults, prefix });
+  for (const metric of defaults.getMetricsAsArray()) {
+    const { name, type } = metric as unknown as { name: string; type: string };
+    if (name.endsWith('_total') && type !== 'counter') continue;
+    register.registerMetric(metric);
+  }
+}
