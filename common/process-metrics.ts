@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { collectDefaultMetrics, Registry, type Metric } from 'prom-client';
 
 /**
  * prom-client's default process and Node.js metrics, less the three gauges it names with a
@@ -9,7 +9,8 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 export function collectProcessMetrics(register: Registry, prefix = ''): void {
   const defaults = new Registry();
   collectDefaultMetrics({ register: defaults, prefix });
-  for (const metric of defaults.getMetricsAsArray()) {
+  // The registry's own metric objects, typed by prom-client as plain descriptions.
+  for (const metric of defaults.getMetricsAsArray() as unknown as Metric[]) {
     const { name, type } = metric as unknown as { name: string; type: string };
     if (name.endsWith('_total') && type !== 'counter') continue;
     register.registerMetric(metric);

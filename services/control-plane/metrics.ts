@@ -1,10 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { EDGE_LATENCY_BUCKETS } from '../../common/latency-histogram.js';
 import { collectProcessMetrics } from '../../common/process-metrics.js';
-import {
-  StatusEvent,
-  type ReportBenchmarkRequest,
-} from '../../proto/gen/edgeforge/v1/fleet.pb.js';
+import { StatusEvent, type ReportBenchmarkRequest } from '../../proto/gen/edgeforge/v1/fleet.pb.js';
 import { DeltaHistogram } from './metrics/delta-histogram.js';
 import { RolloutMetrics } from './metrics/rollout-metrics.js';
 import type { DeviceRegistry } from './registry/device-registry.js';
@@ -22,6 +19,10 @@ const UNKNOWN = 'unknown';
 /** "STATUS_EVENT_ROLLED_BACK" → "rolled_back", the agent's and the rollout contract's names. */
 const eventName = (event: StatusEvent) =>
   (StatusEvent[event] ?? UNKNOWN).replace(/^STATUS_EVENT_/, '').toLowerCase();
+
+const STATUS_EVENTS = Object.keys(StatusEvent)
+  .filter((name) => /^STATUS_EVENT_/.test(name) && name !== 'STATUS_EVENT_UNSPECIFIED')
+  .map((name) => name.replace(/^STATUS_EVENT_/, '').toLowerCase());
 
 /**
  * The control plane's Prometheus metrics. No per-device label anywhere: the fleet gauge is by
@@ -81,7 +82,9 @@ export function createControlPlaneMetrics() {
       const running = new Set<string>();
       for (const d of devices.list()) {
         if (d.activeModel)
-          running.add(`${d.hardwareClass}\u0000${d.activeModel.modelId}\u0000${d.activeModel.variant}`);
+          running.add(
+            `${d.hardwareClass}\u0000${d.activeModel.modelId}\u0000${d.activeModel.variant}`,
+          );
       }
       return (l) => running.has(`${l.hardware_class}\u0000${l.model}\u0000${l.variant}`);
     });
@@ -101,9 +104,21 @@ export function createControlPlaneMetrics() {
         for (const [key, n] of counts) {
           const [hardwareClass = '', connectivity = ''] = key.split('|');
           this.set({ hardware_class: hardwareClass, connectivity }, n);
+          startEventsAtZero(hardwareClass);
         }
       },
     });
+  };
+
+  /**
+   * A class's event counters exist from its first scrape, at 0: the first event is then an
+   * increase Prometheus sees (a series born at 1 has none, so increase() would miss it).
+   */
+  const eventClasses = new Set<string>();
+  const startEventsAtZero = (hardwareClass: string) => {
+    if (eventClasses.has(hardwareClass)) return;
+    eventClasses.add(hardwareClass);
+    for (const event of STATUS_EVENTS) modelEvents.inc({ hardware_class: hardwareClass, event }, 0);
   };
 
   return {
