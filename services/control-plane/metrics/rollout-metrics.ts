@@ -121,7 +121,12 @@ export class RolloutMetrics {
         for (const r of self.#visible()) {
           for (const c of r.classes) {
             const pending = Math.max(0, c.total - c.done - c.failed - c.unresponsive);
-            const values = { done: c.done, failed: c.failed, unresponsive: c.unresponsive, pending };
+            const values = {
+              done: c.done,
+              failed: c.failed,
+              unresponsive: c.unresponsive,
+              pending,
+            };
             for (const state of CLASS_DEVICE_STATES) {
               this.set(
                 { rollout_id: r.rolloutId, hardware_class: c.hardwareClass, state },
@@ -181,7 +186,8 @@ export class RolloutMetrics {
       collect() {
         this.reset();
         for (const r of self.#rollouts.values()) {
-          for (const c of r.classes) this.inc({ hardware_class: c.hardwareClass }, c.rolledBackWaves);
+          for (const c of r.classes)
+            this.inc({ hardware_class: c.hardwareClass }, c.rolledBackWaves);
         }
       },
     });
