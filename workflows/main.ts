@@ -5,6 +5,12 @@ import { createLogger } from '../common/logger.js';
 import { ServiceUnreachableError } from '../common/errors.js';
 import { loadOrCreateManifestKey } from '../common/secrets.js';
 import { createOrchestratorWorker } from './worker.js';
+import { serveMetrics } from '../common/metrics-server.js';
+import {
+  orchestratorHealth,
+  orchestratorMetrics,
+  orchestratorMetricsListen,
+} from './orchestrator-metrics.js';
 
 /**
  * Runs the orchestrator worker against EDGEFORGE_TEMPORAL_ADDRESS and EDGEFORGE_NATS_URL. It signs
@@ -37,9 +43,19 @@ async function main(): Promise<void> {
     manifestKey: await loadOrCreateManifestKey(manifestKeyFile),
     namespace: settings.temporalNamespace,
   });
+  const metrics = await serveMetrics(orchestratorMetrics(worker), orchestratorMetricsListen(), {
+    health: () => orchestratorHealth(worker),
+  });
   // Worker.run() handles SIGINT/SIGTERM itself: it stops polling and drains running tasks.
-  log.info({ taskQueue: worker.options.taskQueue }, 'orchestrator worker ready');
-  await worker.run();
+  log.info(
+    { taskQueue: worker.options.taskQueue, metrics: metrics.url },
+    'orchestrator worker ready',
+  );
+  try {
+    await worker.run();
+  } finally {
+    await metrics.close();
+  }
   await nats.drain();
   await connection.close();
   log.info('orchestrator worker stopped');
