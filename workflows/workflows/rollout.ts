@@ -280,16 +280,26 @@ async function awaitChildren(
   save: () => Promise<void>,
 ): Promise<ClassStatus[]> {
   let pending = children.length;
-  const results = children.map((child) =>
-    child.result().finally(() => {
-      pending -= 1;
-    }),
+  // Settled, not raw, promises: a class that fails while the loop waits must not be unhandled.
+  const settled = children.map((child) =>
+    child
+      .result()
+      .then(
+        (status) => ({ status }),
+        (error: unknown) => ({ error }),
+      )
+      .finally(() => {
+        pending -= 1;
+      }),
   );
   while (pending > 0) {
     await condition(() => dirty() || pending === 0);
     if (dirty()) await save();
   }
-  return Promise.all(results);
+  const outcomes = await Promise.all(settled);
+  const failed = outcomes.find((o) => 'error' in o);
+  if (failed && 'error' in failed) throw failed.error;
+  return outcomes.map((o) => ('status' in o ? o.status : undefined)!);
 }
 
 /** The failure in words, with the fix the gpu worker suggests when it gave one. */

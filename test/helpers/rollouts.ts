@@ -1,0 +1,96 @@
+import { readFile } from 'node:fs/promises';
+import { Worker } from '@temporalio/worker';
+import type { WorkflowHandle } from '@temporalio/client';
+import { expect, onTestFinished } from 'vitest';
+import { loadManifestKeyPair } from '../../common/manifest.js';
+import { parseRolloutSpec } from '../../common/rollout-spec.js';
+import {
+  rolloutWorkflowId,
+  ROLLOUT_QUERIES,
+  type RolloutSpec,
+  type RolloutStatus,
+} from '../../common/rollout.js';
+import { createOrchestratorWorker } from '../../workflows/worker.js';
+import { rolloutWorkflow } from '../../workflows/workflows/index.js';
+import { eventually } from './agents.js';
+import type { TestControlPlane } from './control-plane.js';
+import { testNats, testStack, testTemporal, uniqueTaskQueue } from './stack.js';
+
+/** Settings that keep a rollout on the 8×8 digits data set to a minute or two on 2 CPU cores. */
+export const TINY_TRAINING = { epochs: 2, batch_size: 64 };
+export const TINY_BENCHMARK = { warmupRuns: 2, minRuns: 20, minSeconds: 0.05, threads: 1 };
+
+/** A spec for a tiny rollout on digits: small teacher, two epochs, one-second bakes. */
+export function tinySpec(rolloutId: string, overrides: Record<string, unknown> = {}): RolloutSpec {
+  return parseRolloutSpec({
+    rolloutId,
+    dataset: { source: 'digits' },
+    source: {
+      kind: 'distill',
+      teacher: { source: 'train', architecture: 'small_cnn', training: TINY_TRAINING },
+      student: { architecture: 'small_cnn', distill: { training: TINY_TRAINING } },
+    },
+    accuracyBudget: 0.05,
+    maxCandidates: 2,
+    canaries: 1,
+    waves: { percents: [100], bakeSeconds: 1, maxFailedShare: 0.2, maxP95Regression: 10 },
+    benchmark: TINY_BENCHMARK,
+    reportTimeoutSeconds: 90,
+    ...overrides,
+  });
+}
+
+export interface RolloutHarness {
+  taskQueue: string;
+  worker: Worker;
+  start(spec: RolloutSpec): Promise<WorkflowHandle<typeof rolloutWorkflow>>;
+}
+
+/**
+ * A real orchestrator worker (the production activities, signing with the control plane's key)
+ * on a task queue of its own, running until the test ends.
+ */
+export async function startRolloutWorker(cp: TestControlPlane): Promise<RolloutHarness> {
+  const { client, workerConnection } = await testTemporal();
+  const taskQueue = uniqueTaskQueue('rollout');
+  const pem = await readFile(`${cp.dataDir}/manifest-signing.pem`, 'utf8');
+  const worker = await createOrchestratorWorker({
+    connection: workerConnection,
+    nats: await testNats('orchestrator'),
+    taskQueue,
+    manifestKey: loadManifestKeyPair(pem),
+  });
+  const running = worker.run();
+  onTestFinished(async () => {
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+    await running;
+  });
+  return {
+    taskQueue,
+    worker,
+    start: (spec) =>
+      client.workflow.start(rolloutWorkflow, {
+        taskQueue,
+        workflowId: rolloutWorkflowId(spec.rolloutId),
+        args: [spec],
+      }),
+  };
+}
+
+/** The control plane started with the run's Temporal, so device reports become signals. */
+export function temporalOption() {
+  return { temporal: { address: testStack().temporalAddress, namespace: 'default' } };
+}
+
+/** Polls the workflow's status query until `check` holds. */
+export async function statusWhen(
+  handle: WorkflowHandle,
+  check: (status: RolloutStatus) => boolean,
+  timeoutMs = 300_000,
+): Promise<RolloutStatus> {
+  return eventually(async () => {
+    const status = await handle.query<RolloutStatus>(ROLLOUT_QUERIES.status);
+    expect(check(status), `rollout phase ${status.phase}: ${status.detail}`).toBe(true);
+    return status;
+  }, timeoutMs);
+}
