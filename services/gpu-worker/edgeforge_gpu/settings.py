@@ -15,6 +15,9 @@ class Settings:
     """NATS server with JetStream, where model files go (EDGEFORGE_NATS_URL)."""
     work_dir: Path
     """Checkpoints and intermediate files, one folder per rollout (EDGEFORGE_GPU_WORK_DIR)."""
+    metrics_listen: str = "127.0.0.1:0"
+    """host:port of /metrics and /healthz (EDGEFORGE_GPU_METRICS_LISTEN); port 0 picks a free
+    one, which the worker logs."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
@@ -22,4 +25,5 @@ class Settings:
         return cls(
             nats_url=env.get("EDGEFORGE_NATS_URL") or DEFAULT_NATS_URL,
             work_dir=Path(work_dir).expanduser(),
+            metrics_listen=env.get("EDGEFORGE_GPU_METRICS_LISTEN") or "127.0.0.1:0",
         )

@@ -2,12 +2,14 @@
 
 Configuration comes from the same environment variables as the TypeScript side
 (EDGEFORGE_TEMPORAL_ADDRESS, EDGEFORGE_TEMPORAL_NAMESPACE, EDGEFORGE_NATS_URL), overridable by
-flags, plus EDGEFORGE_GPU_WORK_DIR for checkpoints.
+flags, plus EDGEFORGE_GPU_WORK_DIR for checkpoints and EDGEFORGE_GPU_METRICS_LISTEN for /metrics
+and /healthz.
 """
 
 import argparse
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
 import os
 import signal
@@ -18,6 +20,7 @@ from temporalio.worker import Worker
 
 from edgeforge_gpu import TASK_QUEUE
 from edgeforge_gpu.activities import build_activities
+from edgeforge_gpu.metrics import WorkerMetrics
 from edgeforge_gpu.settings import Settings
 
 log = logging.getLogger("edgeforge.gpu_worker")
@@ -39,14 +42,19 @@ def build_worker(
     executor: concurrent.futures.Executor,
     settings: Settings,
     task_queue: str = TASK_QUEUE,
+    metrics: WorkerMetrics | None = None,
 ) -> Worker:
+    activities = build_activities(settings)
+    if metrics:
+        metrics.expect_activities(activities)
     # Activities are synchronous (torch releases the GIL in its kernels); they run on threads.
     return Worker(
         client,
         task_queue=task_queue,
-        activities=list(build_activities(settings).values()),
+        activities=list(activities.values()),
         activity_executor=executor,
         max_concurrent_activities=2,
+        interceptors=[metrics.interceptor()] if metrics else [],
     )
 
 
@@ -66,19 +74,29 @@ async def serve(address: str, namespace: str, task_queue: str, settings: Setting
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as executor:
-        worker = build_worker(client, executor, settings, task_queue)
-        async with worker:
-            log.info(
-                "gpu worker ready: task queue %s on %s (namespace %s), models in %s, work dir %s",
-                task_queue,
-                address,
-                namespace,
-                settings.nats_url,
-                settings.work_dir,
-            )
-            await stop.wait()
-            log.info("gpu worker stopping: finishing running activities")
+    metrics = WorkerMetrics()
+    worker: Worker | None = None
+    endpoint = metrics.serve(
+        settings.metrics_listen, healthy=lambda: worker is not None and worker.is_running
+    )
+    log.info("gpu worker metrics on %s (and /healthz)", endpoint.url)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as executor:
+            worker = build_worker(client, executor, settings, task_queue, metrics)
+            async with worker:
+                log.info(
+                    "gpu worker ready: task queue %s on %s (namespace %s), models in %s, "
+                    "work dir %s",
+                    task_queue,
+                    address,
+                    namespace,
+                    settings.nats_url,
+                    settings.work_dir,
+                )
+                await stop.wait()
+                log.info("gpu worker stopping: finishing running activities")
+    finally:
+        endpoint.close()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -99,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
-    settings = Settings(nats_url=args.nats_url, work_dir=settings.work_dir)
+    settings = dataclasses.replace(settings, nats_url=args.nats_url)
     asyncio.run(serve(args.temporal_address, args.namespace, args.task_queue, settings))
 
 
