@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { Worker } from '@temporalio/worker';
+import type { Worker } from '@temporalio/worker';
 import type { WorkflowHandle } from '@temporalio/client';
 import { expect, onTestFinished } from 'vitest';
 import { loadManifestKeyPair } from '../../common/manifest.js';

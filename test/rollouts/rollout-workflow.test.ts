@@ -24,7 +24,7 @@ const classOf = (status: RolloutStatus, hardwareClass: string): ClassStatus => {
   const found = status.classes.find((c) => c.hardwareClass === hardwareClass);
   expect(
     found,
-    `class ${hardwareClass} in ${status.classes.map((c) => c.hardwareClass)}`,
+    `class ${hardwareClass} in ${status.classes.map((c) => c.hardwareClass).join(', ')}`,
   ).toBeDefined();
   return found!;
 };

@@ -18,8 +18,10 @@ export function createPublishingActivities(nats: NatsConnection, key: ManifestKe
     (rollouts ??= new Kvm(nats).create(KV_BUCKETS.rollouts, { history: 1 }));
 
   return {
-    async signManifests(input: { manifests: ManifestParts[] }): Promise<SignedManifest[]> {
-      return input.manifests.map((parts) => signManifest(toModelManifest(parts), key.privateKey));
+    signManifests(input: { manifests: ManifestParts[] }): Promise<SignedManifest[]> {
+      return Promise.resolve(
+        input.manifests.map((parts) => signManifest(toModelManifest(parts), key.privateKey)),
+      );
     },
 
     /**

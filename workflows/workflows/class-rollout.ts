@@ -4,7 +4,6 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
-  proxyActivities,
   setHandler,
   sleep,
   workflowInfo,
@@ -19,16 +18,11 @@ import type {
   RolloutSpec,
   WaveStatus,
 } from '../../common/rollout.js';
-import type { OrchestratorActivities } from '../activities/index.js';
 import { chooseVariant, FP32, type CandidateInput } from '../rollout/choose.js';
 import type { ManifestParts } from '../rollout/manifests.js';
 import { judgeWave, splitWaves, type DeviceOutcome } from '../rollout/waves.js';
 import { benchmarkReported, classProgress, deviceStatus } from './definitions.js';
-
-const fleet = proxyActivities<OrchestratorActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
-});
+import { orchestrator } from './proxies.js';
 
 /** The variant name devices report for the fp32 teacher, benchmarked as the speedup reference. */
 export const TEACHER_REFERENCE = 'teacher_fp32';
@@ -112,7 +106,7 @@ export async function classRolloutWorkflow(input: ClassRolloutInput): Promise<Cl
   const expiresAt = () => new Date(Date.now() + spec.manifestTtlHours * 3_600_000).toISOString();
   const touched = new Set<string>();
   const restore = (deviceIds: string[]) =>
-    fleet.restoreDesiredStates({
+    orchestrator.restoreDesiredStates({
       rolloutId,
       deviceIds,
       version: Date.now(),
@@ -120,7 +114,7 @@ export async function classRolloutWorkflow(input: ClassRolloutInput): Promise<Cl
     });
 
   try {
-    await fleet.saveDesiredStateSnapshot({ rolloutId, deviceIds: input.devices });
+    await orchestrator.saveDesiredStateSnapshot({ rolloutId, deviceIds: input.devices });
     await report();
 
     // Publish: sign every candidate the gpu worker accepted (and the teacher, for speedups).
@@ -133,7 +127,7 @@ export async function classRolloutWorkflow(input: ClassRolloutInput): Promise<Cl
     if (input.teacherReference?.manifest) {
       toSign.push({ variant: TEACHER_REFERENCE, built: input.teacherReference });
     }
-    const signed = await fleet.signManifests({
+    const signed = await orchestrator.signManifests({
       manifests: toSign.map(({ variant, built }): ManifestParts => ({
         rolloutId,
         variant,
@@ -150,7 +144,7 @@ export async function classRolloutWorkflow(input: ClassRolloutInput): Promise<Cl
     status.phase = 'benchmarking';
     await report();
     canaries.forEach((d) => touched.add(d));
-    await fleet.writeDesiredState({
+    await orchestrator.writeDesiredState({
       deviceIds: canaries,
       state: {
         kind: 'benchmark',
@@ -165,7 +159,11 @@ export async function classRolloutWorkflow(input: ClassRolloutInput): Promise<Cl
       canaries.every((d) => variants.every((v) => reports.has(`${d}|${v}`)));
     if (!(await condition(allReported, `${spec.reportTimeoutSeconds} seconds`))) {
       // Signals may have been lost (control plane restarted): the bucket has every report.
-      for (const r of await fleet.collectBenchmarks({ rolloutId, variants, deviceIds: canaries })) {
+      for (const r of await orchestrator.collectBenchmarks({
+        rolloutId,
+        variants,
+        deviceIds: canaries,
+      })) {
         reports.set(`${r.deviceId}|${r.variant}`, r);
       }
     }
@@ -204,7 +202,7 @@ export async function classRolloutWorkflow(input: ClassRolloutInput): Promise<Cl
       centralFp32HoldoutAccuracy: input.fp32HoldoutAccuracy,
     });
     status.candidates = choice.outcomes;
-    await fleet.saveMeasurements({
+    await orchestrator.saveMeasurements({
       architecture: input.architecture,
       hardwareClass,
       measurements: choice.outcomes
@@ -278,7 +276,7 @@ export async function classRolloutWorkflow(input: ClassRolloutInput): Promise<Cl
       await report();
       for (const d of wave.devices) events.delete(d);
       wave.devices.forEach((d) => touched.add(d));
-      await fleet.writeDesiredState({
+      await orchestrator.writeDesiredState({
         deviceIds: wave.devices,
         state: { kind: 'run', rolloutId, model, issuedAt: new Date().toISOString() },
       });
@@ -295,7 +293,7 @@ export async function classRolloutWorkflow(input: ClassRolloutInput): Promise<Cl
       await sleep(`${spec.waves.bakeSeconds} seconds`);
       // After the bake, what the registry says wins: a device that activated and then fell back
       // (crash loop, a later health check) no longer serves the new model.
-      const states = await fleet.deviceModelStates({
+      const states = await orchestrator.deviceModelStates({
         deviceIds: wave.devices,
         minServingSamples: MIN_SERVING_SAMPLES,
       });

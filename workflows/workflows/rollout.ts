@@ -6,19 +6,16 @@ import {
   condition,
   isCancellation,
   log,
-  proxyActivities,
   setHandler,
   startChild,
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
 import type {
-  GpuActivities,
   StudentResult,
   TeacherResult,
   VariantResult,
   VariantsResult,
 } from '../../common/gpu-contracts.js';
-import { TASK_QUEUES } from '../../common/names.js';
 import {
   classWorkflowId,
   type ClassStatus,
@@ -27,24 +24,10 @@ import {
   type RolloutStatus,
 } from '../../common/rollout.js';
 import type { VariantName } from '../../common/variants.js';
-import type { OrchestratorActivities } from '../activities/index.js';
 import { planVariants, type ModelTraits, type Plan } from '../planner/planner.js';
 import { classRolloutWorkflow, type ClassCandidate } from './class-rollout.js';
 import { classProgress, rolloutStatus } from './definitions.js';
-
-// Training and quantization run for minutes to hours; they heartbeat progress, so a dead gpu
-// worker is noticed within the heartbeat timeout and the activity resumes from its checkpoint.
-const gpu = proxyActivities<GpuActivities>({
-  taskQueue: TASK_QUEUES.gpu,
-  startToCloseTimeout: '12 hours',
-  heartbeatTimeout: '10 minutes',
-  retry: { initialInterval: '5 seconds', maximumInterval: '2 minutes', maximumAttempts: 5 },
-});
-
-const orchestrator = proxyActivities<OrchestratorActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
-});
+import { gpu, orchestrator } from './proxies.js';
 
 /**
  * A rollout: get a teacher and distill a student (or import a trained ONNX model), plan and
