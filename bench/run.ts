@@ -3,12 +3,14 @@
  * bench-results/. Benchmarks are not tests: they report numbers (and ratios within one run),
  * they never pass or fail on a time.
  */
+import { runCompressionBenchmark } from './compression.js';
 import { runFanoutBenchmark } from './fanout.js';
 import { runFleetBenchmark } from './fleet.js';
 
 const BENCHMARKS: Record<string, (args: string[]) => Promise<void>> = {
   fleet: runFleetBenchmark,
   fanout: runFanoutBenchmark,
+  compression: runCompressionBenchmark,
 };
 
 const [name, ...args] = process.argv.slice(2);
