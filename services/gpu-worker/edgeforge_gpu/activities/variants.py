@@ -26,6 +26,7 @@ from edgeforge_gpu.artifacts import ModelStore, StoredObject, object_name
 from edgeforge_gpu.contracts import (
     BuildVariantsInput,
     StudentResult,
+    TeacherResult,
     VariantMetrics,
     VariantResult,
     VariantsResult,
@@ -116,6 +117,49 @@ def _labeller(student: StudentResult, student_onnx: Path) -> Labeller | None:
     return lambda x: onnx_logits(student_onnx, x)
 
 
+def _teacher_reference(
+    store: ModelStore,
+    request: BuildVariantsInput,
+    teacher: TeacherResult,
+    model_id: str,
+    dataset: Dataset,
+    work: Path,
+    fp32_student: Callable[[], Reference],
+) -> VariantResult | None:
+    """The fp32 teacher measured like a variant, with a manifest as `<model_id>-teacher`; None
+    when it takes other inputs than the student. Stored, and reused, like a variant."""
+    from edgeforge_gpu.steps import variants as variants_step
+
+    student = request.student
+    record = object_name(request.rollout_id, "variants", "teacher_reference.json")
+    request_id = fingerprint(
+        teacher.onnx_model, student.onnx_model, student.holdout, request.variants, model_id
+    )
+    earlier = reuse(store, record, request_id, VariantResult)
+    if earlier is not None:
+        return replace(earlier, reused=True)
+    teacher_onnx = store.download(
+        teacher.onnx_model.name, work / "teacher.onnx", teacher.onnx_model.sha256
+    )
+    # A teacher of another input shape cannot run on the student's inputs, so there is nothing to
+    # compare on a device; that is no reason to fail the variants.
+    if not _same_input(describe_model(teacher_onnx).inputs, student.inputs):
+        return None
+    heartbeat("evaluating the teacher")
+    built = variants_step.measure_fp32(
+        teacher_onnx,
+        "the fp32 teacher: the reference for on-device speedup",
+        fp32_student(),
+        dataset,
+        request.variants,
+    )
+    result = _result(
+        built, teacher.onnx_model, fp32_student(), student, f"{model_id}-teacher", dataset
+    )
+    remember(store, record, request_id, result)
+    return result
+
+
 def create_build_variants(
     store: ModelStore, work_root: Path
 ) -> Callable[[BuildVariantsInput], VariantsResult]:
@@ -182,39 +226,10 @@ def create_build_variants(
             results.append(result)
 
         teacher_reference = None
-        teacher = request.teacher
-        if teacher is not None:
-            record = object_name(rollout, "variants", "teacher_reference.json")
-            request_id = fingerprint(
-                teacher.onnx_model, student.onnx_model, student.holdout, request.variants, model_id
+        if request.teacher is not None:
+            teacher_reference = _teacher_reference(
+                store, request, request.teacher, model_id, dataset, work, fp32_student
             )
-            earlier = reuse(store, record, request_id, VariantResult)
-            if earlier is not None:
-                teacher_reference = replace(earlier, reused=True)
-            else:
-                teacher_onnx = store.download(
-                    teacher.onnx_model.name, work / "teacher.onnx", teacher.onnx_model.sha256
-                )
-                # A teacher of another input shape cannot run on the student's inputs, so there is
-                # nothing to compare on a device; that is no reason to fail the variants.
-                if _same_input(describe_model(teacher_onnx).inputs, student.inputs):
-                    heartbeat("evaluating the teacher")
-                    built = variants_step.measure_fp32(
-                        teacher_onnx,
-                        "the fp32 teacher: the reference for on-device speedup",
-                        fp32_student(),
-                        dataset,
-                        request.variants,
-                    )
-                    teacher_reference = _result(
-                        built,
-                        teacher.onnx_model,
-                        fp32_student(),
-                        student,
-                        f"{model_id}-teacher",
-                        dataset,
-                    )
-                    remember(store, record, request_id, teacher_reference)
         return VariantsResult(
             rollout_id=rollout,
             model_id=model_id,
