@@ -1,10 +1,15 @@
+import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { loadToolchain } from '../../services/stack/index.js';
 import { Kvm } from '@nats-io/kv';
 import { Worker } from '@temporalio/worker';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { KV_BUCKETS } from '../../common/names.js';
 import { deviceIdFor } from '../../services/control-plane/index.js';
 import {
+  classWorkflowId,
   measurementsKey,
   rolloutRecordKey,
   type ClassStatus,
@@ -14,7 +19,16 @@ import { eventually, startTestAgent } from '../helpers/agents.js';
 import { resetFleetState, startTestControlPlane } from '../helpers/control-plane.js';
 import { servedModel } from '../helpers/distribution.js';
 import { startRolloutWorker, statusWhen, temporalOption, tinySpec } from '../helpers/rollouts.js';
-import { testNats, testTemporal } from '../helpers/stack.js';
+import { testNats, testStack, testTemporal } from '../helpers/stack.js';
+
+const run = promisify(execFile);
+
+const WORKFLOWS_PATH = fileURLToPath(
+  new URL('../../workflows/workflows/index.ts', import.meta.url),
+);
+const HISTORIES_DIR = fileURLToPath(
+  new URL('../../workflows/workflows/histories', import.meta.url),
+);
 
 const VNNI = { cpuinfo: 'intel-xeon-gold-6242-cascade-lake' };
 const AVX2 = { cpuinfo: 'amd-ryzen-9-5950x-zen3' };
@@ -104,15 +118,20 @@ describe('rollout workflow on the real stack', () => {
     // Replaying the recorded history with today's code gives the same commands (determinism).
     const { client } = await testTemporal();
     const history = await client.workflow.getHandle(handle.workflowId).fetchHistory();
-    await Worker.runReplayHistory(
-      {
-        workflowsPath: fileURLToPath(
-          new URL('../../workflows/workflows/index.ts', import.meta.url),
-        ),
-      },
-      history,
-      handle.workflowId,
-    );
+    await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, history, handle.workflowId);
+    // EDGEFORGE_RECORD_HISTORIES=1 keeps the histories for workflows/workflows/replay.test.ts,
+    // which replays them on every run: a change that breaks running rollouts fails there.
+    if (process.env.EDGEFORGE_RECORD_HISTORIES === '1') {
+      const record = async (workflowId: string, name: string) => {
+        const { stdout } = await run(loadToolchain().temporal, [
+          ...['workflow', 'show', '--workflow-id', workflowId, '--output', 'json'],
+          ...['--address', testStack().temporalAddress],
+        ]);
+        await writeFile(`${HISTORIES_DIR}/${name}.json`, stdout);
+      };
+      await record(handle.workflowId, 'rollout-four-devices');
+      await record(classWorkflowId(status.rolloutId, vnni!), 'class-two-waves');
+    }
   });
 
   it('falls back to fp32 on a class whose devices lose accuracy with int8', async () => {
