@@ -6,6 +6,7 @@ import { Client, credentials } from '@grpc/grpc-js';
 import { Kvm } from '@nats-io/kv';
 import { profileToProto } from '../common/fleet-api.js';
 import { callUnary } from '../common/grpc-unary.js';
+import { EDGE_LATENCY_BUCKETS } from '../common/latency-histogram.js';
 import { KV_BUCKETS } from '../common/names.js';
 import { connectNats } from '../common/nats.js';
 import {
@@ -13,6 +14,7 @@ import {
   FleetServiceService,
   type EnrollRequest,
   type EnrollResponse,
+  type HeartbeatRequest,
 } from '../proto/gen/edgeforge/v1/fleet.pb.js';
 import {
   freePort,
@@ -24,6 +26,8 @@ import {
 import { fixtureProfile } from '../test/helpers/profiles.js';
 
 const ENROLLMENT_TOKEN = 'bench-enrollment-token-0123456789';
+/** Timed scrapes of /metrics after the heartbeat phase. */
+const SCRAPES = 15;
 const PROFILES = [
   'raspberry-pi-4',
   'raspberry-pi-5',
@@ -45,8 +49,14 @@ interface FleetResult {
   controlPlaneRssMiB: number;
   /** Sum of heartbeatCount over the registry: equals `heartbeats` when no update was lost. */
   registryHeartbeatsStored: number;
-  /** Median of three GET /metrics with every device in the registry. */
+  /** Median of SCRAPES GET /metrics with every device in the registry... */
   metricsScrapeMs: number;
+  /** ...and the fastest: what the scrape costs when nothing else competes for the CPU. */
+  metricsScrapeMinMs: number;
+  /** Size of that response: what Prometheus ingests per scrape. */
+  metricsScrapeKiB: number;
+  metricsSeries: number;
+  serving: boolean;
 }
 
 /**
@@ -62,12 +72,14 @@ export async function runFleetBenchmark(argv: string[]): Promise<void> {
       agents: { type: 'string', default: '1000,5000' },
       seconds: { type: 'string', default: '60' },
       interval: { type: 'string', default: '10' },
+      // Heartbeats carry an active model and serving latencies, as serving devices' do.
+      serving: { type: 'boolean', default: false },
     },
   });
   const sizes = values.agents.split(',').map(Number);
   const results: FleetResult[] = [];
   for (const n of sizes) {
-    results.push(await measure(n, Number(values.seconds), Number(values.interval)));
+    results.push(await measure(n, Number(values.seconds), Number(values.interval), values.serving));
     console.table(results);
   }
   const dir = join(REPO_ROOT, 'bench-results');
@@ -80,10 +92,32 @@ export async function runFleetBenchmark(argv: string[]): Promise<void> {
   console.log(`results written to ${file}`);
 }
 
+/** What a serving device's heartbeat carries: its model (two variants) and 20 latencies. */
+function servingReport(i: number): Pick<HeartbeatRequest, 'activeModel' | 'inferenceLatency'> {
+  const variant = i % 2 === 0 ? 'fp32' : 'int8_dynamic';
+  const bucketCounts = new Array<number>(EDGE_LATENCY_BUCKETS.length + 1).fill(0);
+  bucketCounts[3 + (i % 4)] = 20;
+  return {
+    activeModel: {
+      modelId: 'bench-model',
+      variant,
+      version: 1,
+      sha256: (variant === 'fp32' ? 'a' : 'b').repeat(64),
+    },
+    inferenceLatency: {
+      bucketUpperBounds: [...EDGE_LATENCY_BUCKETS],
+      bucketCounts,
+      sumSeconds: 20 * EDGE_LATENCY_BUCKETS[3 + (i % 4)]!,
+      count: 20,
+    },
+  };
+}
+
 async function measure(
   agents: number,
   seconds: number,
   intervalSeconds: number,
+  serving: boolean,
 ): Promise<FleetResult> {
   const toolchain = loadToolchain();
   const dir = await mkdtemp(join(tmpdir(), 'edgeforge-bench-'));
@@ -142,7 +176,9 @@ async function measure(
       const p = callUnary(
         clients[i]!,
         FleetServiceService.heartbeat,
-        { state: DeviceState.DEVICE_STATE_IDLE },
+        serving
+          ? { state: DeviceState.DEVICE_STATE_SERVING, ...servingReport(i) }
+          : { state: DeviceState.DEVICE_STATE_IDLE },
         { credential: enrolled[i]!.deviceCredential, deadlineMs: 30_000 },
       )
         .then(
@@ -166,14 +202,18 @@ async function measure(
     const cpu = (await cpuSeconds(pid)) - cpuBefore;
     const elapsed = (performance.now() - phaseStart) / 1000;
 
-    // The first fetch() of a process loads its HTTP client; time the scrapes after it.
+    // The first fetch() of a process loads its HTTP client; time the scrapes after it, a second
+    // apart (Prometheus scrapes every 15 s or so, never back to back).
     const scrapeMs: number[] = [];
-    for (let i = 0; i < 4; i++) {
+    let body = '';
+    for (let i = 0; i <= SCRAPES; i++) {
       const scrapeStart = performance.now();
-      await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      body = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
       if (i > 0) scrapeMs.push(performance.now() - scrapeStart);
+      await new Promise((r) => setTimeout(r, 1000));
     }
-    const metricsScrapeMs = scrapeMs.sort((a, b) => a - b)[1]!;
+    scrapeMs.sort((a, b) => a - b);
+    const metricsScrapeMs = scrapeMs[Math.floor(SCRAPES / 2)]!;
     const stored = await heartbeatsInRegistry(nats.url);
 
     latencies.sort((a, b) => a - b);
@@ -193,6 +233,10 @@ async function measure(
       controlPlaneRssMiB: round(peakRss),
       registryHeartbeatsStored: stored,
       metricsScrapeMs: round(metricsScrapeMs),
+      metricsScrapeMinMs: round(scrapeMs[0]!),
+      metricsScrapeKiB: round(body.length / 1024),
+      metricsSeries: body.split('\n').filter((l) => l && !l.startsWith('#')).length,
+      serving,
     };
   } finally {
     clients.forEach((c) => c.close());

@@ -30,8 +30,27 @@ function delta(counts: Record<number, number>, sumSeconds: number) {
 }
 
 describe('control plane metrics', () => {
-  it('sum heartbeat latencies per class, model and variant while a device runs them', async () => {
+  it('count devices by class and connectivity, zeros included, in one pass per scrape', async () => {
     const metrics = createControlPlaneMetrics();
+    const records = [device('d-1', null), device('d-2', null)];
+    let passes = 0;
+    const registry = {
+      list: () => {
+        passes += 1;
+        return records;
+      },
+    } as DeviceRegistry;
+    metrics.trackFleet(registry, connectivityThresholds(1000));
+    expect(await lines(metrics, 'edgeforge_fleet_devices')).toEqual([
+      `edgeforge_fleet_devices{hardware_class="${PI4}",connectivity="online"} 2`,
+      `edgeforge_fleet_devices{hardware_class="${PI4}",connectivity="stale"} 0`,
+      `edgeforge_fleet_devices{hardware_class="${PI4}",connectivity="offline"} 0`,
+    ]);
+    expect(passes).toBe(1);
+  });
+
+  it('sum heartbeat latencies per class, model and variant while a device runs them', async () => {
+    const metrics = createControlPlaneMetrics({ fleetScanReuseMs: 0 });
     const records = [device('d-1', { modelId: 'm', variant: 'int8' })];
     metrics.trackFleet(registryOf(records), connectivityThresholds(1000));
     const model = { modelId: 'm', variant: 'int8' };
@@ -58,7 +77,7 @@ describe('control plane metrics', () => {
   });
 
   it('keep the last benchmark per class and variant, and count reports and model events', async () => {
-    const metrics = createControlPlaneMetrics();
+    const metrics = createControlPlaneMetrics({ fleetScanReuseMs: 0 });
     metrics.trackFleet(registryOf([device('d-1', null)]), connectivityThresholds(1000));
     const report = (p95Ms: number, accuracy: number, extra: Partial<ReportBenchmarkRequest> = {}) =>
       ({
