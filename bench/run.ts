@@ -6,11 +6,13 @@
 import { runCompressionBenchmark } from './compression.js';
 import { runFanoutBenchmark } from './fanout.js';
 import { runFleetBenchmark } from './fleet.js';
+import { runPlannerBenchmark } from './planner.js';
 
 const BENCHMARKS: Record<string, (args: string[]) => Promise<void>> = {
   fleet: runFleetBenchmark,
   fanout: runFanoutBenchmark,
   compression: runCompressionBenchmark,
+  planner: runPlannerBenchmark,
 };
 
 const [name, ...args] = process.argv.slice(2);

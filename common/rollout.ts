@@ -53,7 +53,10 @@ export interface RolloutSpec {
   accuracyBudget: number;
   /** On-device p95 a variant must meet; null for no SLO. */
   latencySloMs: number | null;
-  /** Only these formats are considered; all the planner proposes when absent. */
+  /**
+   * Benchmark exactly these formats (and the fp32 baseline) on every class, in the planner's
+   * order, even ones the planner would leave out; what the planner proposes when absent.
+   */
   formats?: VariantName[];
   /** Candidates per class besides the fp32 baseline. */
   maxCandidates: number;

@@ -241,18 +241,32 @@ async function prepareModel(
   return { student, teacher };
 }
 
-/** Keeps only the formats the spec allows; fp32 always stays as the baseline. */
+/**
+ * The formats a spec names, ranked as the planner ranks them; one the planner left out keeps
+ * its exclusion reason, so the result says why it would not have been tried. fp32 stays last.
+ */
 function restrictPlan(plan: Plan, formats: VariantName[] | undefined): Plan {
   if (!formats) return plan;
-  const allowed = (v: VariantName) => v === 'fp32' || formats.includes(v);
+  const requested = (variant: VariantName) => {
+    const known = [...plan.candidates, ...plan.excluded].find((c) => c.variant === variant);
+    const why = plan.candidates.some((c) => c.variant === variant)
+      ? []
+      : [`requested in the spec although the planner would leave it out`];
+    return { variant, reasons: [...why, ...(known?.reasons ?? [])] };
+  };
+  const rank = (v: VariantName) => {
+    const at = plan.candidates.findIndex((c) => c.variant === v);
+    return at < 0 ? plan.candidates.length : at;
+  };
+  const chosen = formats
+    .filter((v) => v !== 'fp32')
+    .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
+    .map(requested);
   return {
-    candidates: plan.candidates.filter((c) => allowed(c.variant)),
-    excluded: [
-      ...plan.excluded,
-      ...plan.candidates
-        .filter((c) => !allowed(c.variant))
-        .map((c) => ({ variant: c.variant, reasons: ['not among the formats the spec allows'] })),
-    ],
+    candidates: [...chosen, requested('fp32')],
+    excluded: plan.candidates
+      .filter((c) => c.variant !== 'fp32' && !formats.includes(c.variant))
+      .map((c) => ({ variant: c.variant, reasons: ['not among the formats the spec names'] })),
   };
 }
 
