@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { TASK_QUEUES } from '../common/names.js';
 import { parseRolloutSpec } from '../common/rollout-spec.js';
-import { rolloutWorkflowId, type ClassStatus } from '../common/rollout.js';
+import { ROLLOUT_WORKFLOW_TYPE, rolloutWorkflowId, type ClassStatus } from '../common/rollout.js';
 import { VARIANTS } from '../common/variants.js';
 import type { rolloutWorkflow } from '../workflows/workflows/index.js';
 import { startDemoAgents } from '../cli/demo/demo-agents.js';
@@ -158,7 +158,7 @@ export async function runPlannerBenchmark(args: string[]): Promise<void> {
     const connection = await Connection.connect({ address: endpoints.temporalAddress });
     say(`rollout ${spec.rolloutId}: every format on a canary of each class`);
     const status = await new Client({ connection }).workflow.execute<typeof rolloutWorkflow>(
-      'rolloutWorkflow',
+      ROLLOUT_WORKFLOW_TYPE,
       {
         taskQueue: TASK_QUEUES.orchestrator,
         workflowId: rolloutWorkflowId(spec.rolloutId),

@@ -266,6 +266,9 @@ export interface DeviceStatusSignal {
   detail: string;
 }
 
+/** The rollout workflow's type name (workflows/workflows/rollout.ts), for clients that start it. */
+export const ROLLOUT_WORKFLOW_TYPE = 'rolloutWorkflow';
+
 /** Signal names, shared by the workflows (handlers) and the control plane (senders). */
 export const ROLLOUT_SIGNALS = {
   benchmarkReported: 'benchmarkReported',

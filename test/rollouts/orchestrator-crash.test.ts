@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { TASK_QUEUES } from '../../common/names.js';
-import { rolloutWorkflowId } from '../../common/rollout.js';
+import { ROLLOUT_WORKFLOW_TYPE, rolloutWorkflowId } from '../../common/rollout.js';
 import { ManagedProcess, REPO_ROOT } from '../../services/stack/index.js';
 import type { rolloutWorkflow } from '../../workflows/workflows/index.js';
 import { startTestAgent } from '../helpers/agents.js';
@@ -60,7 +60,7 @@ describe('orchestrator worker crash', () => {
       waves: { percents: [100], bakeSeconds: 3, maxFailedShare: 0.2, maxP95Regression: 10 },
     });
     // The production worker polls the production task queue; no other test runs one.
-    const handle = await client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
+    const handle = await client.workflow.start<typeof rolloutWorkflow>(ROLLOUT_WORKFLOW_TYPE, {
       taskQueue: TASK_QUEUES.orchestrator,
       workflowId: rolloutWorkflowId(spec.rolloutId),
       args: [spec],

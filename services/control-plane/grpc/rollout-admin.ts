@@ -12,6 +12,7 @@ import { TASK_QUEUES } from '../../../common/names.js';
 import {
   FINISHED_PHASES,
   ROLLOUT_QUERIES,
+  ROLLOUT_WORKFLOW_TYPE,
   isRolloutId,
   rolloutWorkflowId,
   type RolloutSpec,
@@ -35,9 +36,6 @@ import {
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from './errors.js';
 import { unary, type UnaryContext } from './unary.js';
 import { MAX_PAGE_SIZE } from './validation.js';
-
-/** The rollout workflow's type name (workflows/: `rolloutWorkflow(spec: RolloutSpec)`). */
-export const ROLLOUT_WORKFLOW_TYPE = 'rolloutWorkflow';
 
 /** Specs are small; a larger one is a mistake (a model pasted in) and would bloat the history. */
 const MAX_SPEC_BYTES = 64 * 1024;
