@@ -136,7 +136,13 @@ describe('detectHardwareProfile with a profile override file', () => {
       'an unknown simulated fault',
       { simulate: { accuracyFaults: [], thermalThrottle: true } },
       'simulate.thermalThrottle',
-      /not a simulated fault; expected accuracyFaults/,
+      /not a simulation setting; expected accuracyFaults or sharedHostLock/,
+    ],
+    [
+      'a sharedHostLock that is not a path',
+      { simulate: { sharedHostLock: 3 } },
+      'simulate.sharedHostLock',
+      /expected the path of a lock file/,
     ],
     [
       'accuracyFaults that are not a list',

@@ -101,7 +101,10 @@ export async function loadProfileOverride(file: string): Promise<ProfileOverride
 
 const FAULT_EXAMPLE = '{"variants": "int8_*", "flipShare": 0.3}';
 
-/** The `simulate` section: {"accuracyFaults": [{"variants": glob, "flipShare": 0..1}, ...]}. */
+/**
+ * The `simulate` section: {"accuracyFaults": [{"variants": glob, "flipShare": 0..1}, ...],
+ * "sharedHostLock": "path"}.
+ */
 function parseSimulate(file: string, value: unknown): SimulatedFaults {
   const fail = (field: string, problem: string): never => {
     throw new ProfileOverrideError(file, field, `field "${field}" ${problem}`);
@@ -112,9 +115,18 @@ function parseSimulate(file: string, value: unknown): SimulatedFaults {
       `is ${JSON.stringify(value)}; expected an object such as {"accuracyFaults": [${FAULT_EXAMPLE}]}`,
     );
   }
-  const { accuracyFaults, ...unknown } = value;
+  const { accuracyFaults = [], sharedHostLock, ...unknown } = value;
   for (const key of Object.keys(unknown)) {
-    fail(`simulate.${key}`, 'is not a simulated fault; expected accuracyFaults');
+    fail(
+      `simulate.${key}`,
+      'is not a simulation setting; expected accuracyFaults or sharedHostLock',
+    );
+  }
+  if (sharedHostLock !== undefined && (typeof sharedHostLock !== 'string' || !sharedHostLock)) {
+    fail(
+      'simulate.sharedHostLock',
+      `is ${JSON.stringify(sharedHostLock)}; expected the path of a lock file the devices simulated on this host share`,
+    );
   }
   if (!Array.isArray(accuracyFaults)) {
     return fail(
@@ -123,6 +135,7 @@ function parseSimulate(file: string, value: unknown): SimulatedFaults {
     );
   }
   return {
+    ...(sharedHostLock ? { sharedHostLock: resolve(dirname(file), sharedHostLock as string) } : {}),
     accuracyFaults: accuracyFaults.map((fault: unknown, i): AccuracyFault => {
       const at = `simulate.accuracyFaults[${i}]`;
       if (!isPlainObject(fault)) {

@@ -22,6 +22,7 @@ import type { DeviceIdentity } from '../identity/identity-store.js';
 import type { AgentMetrics } from '../metrics.js';
 import { firstIssue, SignedManifestSchema } from '../models/manifest-schema.js';
 import type { ModelStore } from '../models/model-store.js';
+import { withHostLock } from '../simulation/host-lock.js';
 import { flipShareFor, type SimulatedFaults } from '../simulation/simulated-faults.js';
 
 export interface DesiredStateApplierOptions {
@@ -112,15 +113,19 @@ export class DesiredStateApplier {
       log.info({ settings: desired.settings, ...simulated }, 'benchmarking');
       result = await activity.during(DeviceState.DEVICE_STATE_BENCHMARKING, async () => {
         const holdoutFile = store.holdoutFile(manifest);
-        return runBenchmark({
-          modelFile: store.modelFile(manifest),
-          manifest,
-          holdout: holdoutFile ? await loadHoldout(holdoutFile) : null,
-          settings: desired.settings,
-          deviceThreads: this.#o.deviceThreads,
-          flipShare,
-          signal,
-        });
+        const holdout = holdoutFile ? await loadHoldout(holdoutFile) : null;
+        const benchmark = () =>
+          runBenchmark({
+            modelFile: store.modelFile(manifest),
+            manifest,
+            holdout,
+            settings: desired.settings,
+            deviceThreads: this.#o.deviceThreads,
+            flipShare,
+            signal,
+          });
+        const lock = this.#o.simulate?.sharedHostLock;
+        return lock ? withHostLock(lock, benchmark, signal) : benchmark();
       });
     } catch (err) {
       if (signal.aborted) throw err;

@@ -4,6 +4,11 @@
  */
 export interface SimulatedFaults {
   accuracyFaults: AccuracyFault[];
+  /**
+   * Devices simulated on one host share its CPU: with this lock file they take turns at timed
+   * benchmarks, so one device's runs do not slow down another's measurements.
+   */
+  sharedHostLock?: string;
 }
 
 /**
