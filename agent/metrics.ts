@@ -1,14 +1,10 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { serveMetrics, type MetricsServer } from '../common/metrics-server.js';
+import { EDGE_LATENCY_BUCKETS } from '../common/latency-histogram.js';
 import { collectProcessMetrics } from '../common/process-metrics.js';
 
-/**
- * Upper bounds (seconds) of the inference latency histogram, in /metrics and in heartbeats:
- * from half a millisecond (a small model on a server CPU) to seconds (a large one on a Pi).
- */
-export const INFERENCE_LATENCY_BUCKETS = [
-  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
-];
+/** The inference latency histogram's bounds, shared with the control plane. */
+export const INFERENCE_LATENCY_BUCKETS = [...EDGE_LATENCY_BUCKETS];
 
 /** Outcomes of the model lifecycle that the agent counts, as ReportStatus and benchmarks. */
 export type ModelEvent =

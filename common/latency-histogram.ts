@@ -5,9 +5,9 @@
  */
 
 /**
- * Upper bounds (seconds) of the edge inference latency histogram: the agent's buckets
- * (agent/metrics.ts INFERENCE_LATENCY_BUCKETS; test/observability checks that they agree), so a
- * heartbeat's counts add to the control plane's histogram bucket for bucket.
+ * Upper bounds (seconds) of the edge inference latency histogram, in the agents' /metrics and
+ * heartbeats and in the control plane's histogram, so a heartbeat's counts add bucket for bucket:
+ * from half a millisecond (a small model on a server CPU) to seconds (a large one on a Pi).
  */
 export const EDGE_LATENCY_BUCKETS: readonly number[] = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,

@@ -92,6 +92,8 @@ export async function createFleetService(
           heartbeatCount: current?.heartbeatCount ?? 0,
           activeModel: current?.activeModel ?? null,
           lastStatus: current?.lastStatus ?? null,
+          // Enrolling again (a lost credential) changes nothing about what the device serves.
+          serving: current?.serving ?? null,
         };
       });
       ctx.metrics.enrollments.inc({ kind: known ? 'again' : 'new' });
