@@ -649,6 +649,22 @@ describe('compose', () => {
     }
     expect(problems).toEqual([]);
   });
+
+  it("give the orchestrator the control plane's manifest signing key, read-only", () => {
+    const orchestrator = obj(services.orchestrator);
+    const keyFile = composeEnv(orchestrator).get('EDGEFORGE_MANIFEST_KEY_FILE') ?? '';
+    const mount = composeMounts(orchestrator).find((m) => m.target === dirname(keyFile));
+    // The same volume the control plane keeps its data dir (and creates the key) in.
+    const cpData = composeMounts(obj(services['control-plane'])).find(
+      (m) => m.target === mount?.target,
+    );
+    expect(keyFile).toMatch(/\/manifest-signing\.pem$/);
+    expect(mount?.source).toBeDefined();
+    expect(mount?.source).toBe(cpData?.source);
+    expect(strs(orchestrator.volumes).find((v) => v.startsWith(`${mount?.source}:`))).toMatch(
+      /:ro$/,
+    );
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -1040,6 +1056,26 @@ describe('Kubernetes manifests', () => {
     expect(
       Object.keys(obj(gpu.pod.nodeSelector)).length + objs(gpu.pod.tolerations).length,
     ).toBeGreaterThan(0);
+  });
+
+  it('give the orchestrator the manifest signing key from the control plane Secret, and nothing else of it', () => {
+    const [cp, orchestrator] = ['control-plane', 'orchestrator'].map((name) =>
+      workloadsOf(base.objects).find((w) => w.where === `Deployment ${name}`)!,
+    );
+    const secretOf = (w: Workload, mountPath: string) => {
+      const mount = objs(containersOf(w)[0]!.volumeMounts).find((m) => m.mountPath === mountPath);
+      return obj(objs(w.pod.volumes).find((v) => v.name === mount?.name)?.secret);
+    };
+    const env = (w: Workload) =>
+      new Map(objs(containersOf(w)[0]!.env).map((e) => [str(e.name), str(e.value ?? '')]));
+    const keyFile = env(orchestrator!).get('EDGEFORGE_MANIFEST_KEY_FILE') ?? '';
+    expect(keyFile).toMatch(/\/manifest-signing\.pem$/);
+    const orchestratorSecret = secretOf(orchestrator!, dirname(keyFile));
+    const cpSecret = secretOf(cp!, env(cp!).get('EDGEFORGE_CP_DATA_DIR') ?? '');
+    expect(str(orchestratorSecret.secretName)).toBe(str(cpSecret.secretName));
+    expect(objs(orchestratorSecret.items).map((i) => [str(i.key), str(i.path)])).toEqual([
+      ['manifest-signing.pem', 'manifest-signing.pem'],
+    ]);
   });
 
   it('share the control plane keys through a Secret mounted as its data directory, and probe it over gRPC', () => {
