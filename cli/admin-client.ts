@@ -4,6 +4,7 @@ import { Client, credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { MAX_RESPONSE_BYTES } from '../common/fleet-api.js';
 import { callUnary, type UnaryMethod } from '../common/grpc-unary.js';
 import { ServiceUnreachableError } from '../common/errors.js';
+import { AdminCallError } from './admin-call-error.js';
 import { AdminServiceService } from '../proto/gen/edgeforge/v1/admin.pb.js';
 import type { StackEndpoints } from '../services/stack/index.js';
 import { dataDir } from './stack-session.js';
@@ -63,17 +64,38 @@ export function adminClient(target: AdminTarget) {
   return {
     listDevices: call(AdminServiceService.listDevices),
     getDevice: call(AdminServiceService.getDevice),
+    startRollout: call(AdminServiceService.startRollout),
+    getRollout: call(AdminServiceService.getRollout),
+    listRollouts: call(AdminServiceService.listRollouts),
+    cancelRollout: call(AdminServiceService.cancelRollout),
     close: () => client.close(),
   };
 }
 
+export type AdminClient = ReturnType<typeof adminClient>;
+
+/** grpc-js's wording when no connection could be made (as opposed to the server's own answer). */
+const NO_CONNECTION =
+  /No connection established|ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ECONNRESET|failed to connect|Connection dropped/i;
+
 function explain(err: ServiceError, address: string): Error {
-  if (err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED) {
+  const unreachable =
+    err.code === status.DEADLINE_EXCEEDED ||
+    (err.code === status.UNAVAILABLE && NO_CONNECTION.test(err.details ?? ''));
+  if (unreachable) {
     return new ServiceUnreachableError(
       `cannot reach the control plane at ${address} (${err.details}): is it running? ` +
         'Start the embedded stack with `edgeforge up`, or check EDGEFORGE_CONTROL_PLANE.',
       { cause: err },
     );
   }
-  return new Error(err.code === undefined ? err.message : `${status[err.code]}: ${err.details}`);
+  if (err.code === status.UNAVAILABLE) {
+    // The control plane answered: a service behind it (Temporal, NATS) is down.
+    return new ServiceUnreachableError(
+      `the control plane at ${address} cannot do this now: ${err.details}`,
+      { cause: err },
+    );
+  }
+  if (err.code === undefined) return err;
+  return new AdminCallError(err.code, err.details, { cause: err });
 }
