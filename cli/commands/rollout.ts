@@ -51,7 +51,7 @@ export async function reportResult(status: RolloutStatus, options: ResultOptions
   process.stdout.write(
     options.json
       ? `${JSON.stringify(status, null, 2)}\n`
-      : renderResultTable(rolloutResult(status)),
+      : renderResultTable(rolloutResult(status, Date.now())),
   );
   if (options.out) {
     const files = await writeResultFiles(options.out, status);
@@ -91,8 +91,8 @@ export async function watchAndReport(
 }
 
 function summaryRow(r: RolloutSummary): string[] {
-  const end = r.finishedAt ?? r.updatedAt;
-  const took = r.startedAt && end ? (end.getTime() - r.startedAt.getTime()) / 1000 : null;
+  const end = r.finishedAt?.getTime() ?? Date.now();
+  const took = r.startedAt ? (end - r.startedAt.getTime()) / 1000 : null;
   return [
     r.rolloutId,
     r.phase.replaceAll('_', ' '),

@@ -102,9 +102,15 @@ const VERDICT_ORDER: Record<CandidateVerdict, number> = {
   reference: 7,
 };
 
-export function rolloutResult(status: RolloutStatus): RolloutResult {
-  const end = status.finishedAt ?? status.updatedAt;
-  const duration = (Date.parse(end) - Date.parse(status.startedAt)) / 1000;
+/**
+ * The result view of a status. `now` (ms) is when a running rollout's duration is measured to;
+ * without it, to its last update.
+ */
+export function rolloutResult(status: RolloutStatus, now?: number): RolloutResult {
+  const end = status.finishedAt
+    ? Date.parse(status.finishedAt)
+    : (now ?? Date.parse(status.updatedAt));
+  const duration = (end - Date.parse(status.startedAt)) / 1000;
   const dataset = status.spec.dataset;
   return {
     rolloutId: status.rolloutId,
