@@ -1,9 +1,10 @@
 /**
  * Observability end to end: the Prometheus config, rules and rule tests pass promtool; every
  * /metrics endpoint of the running pieces passes `promtool check metrics`; a real Prometheus
- * scrapes them while agents serve inference, and every query of every Grafana dashboard returns
- * data, so no panel shows a metric the code does not export. And the control plane's edge
- * latency histogram is exactly the sum of what the agents measured.
+ * scrapes them while real rollouts run (one rolled back, one still baking) and agents serve the
+ * models those rollouts activated, and every query and annotation of every Grafana dashboard
+ * returns data, so no panel shows a metric the code does not export. And the control plane's
+ * edge latency histogram is exactly the sum of what the agents measured.
  */
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -12,21 +13,29 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { Kvm } from '@nats-io/kv';
-import { Worker } from '@temporalio/worker';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { INFERENCE_LATENCY_BUCKETS } from '../../agent/metrics.js';
-import { EDGE_LATENCY_BUCKETS, histogramQuantile } from '../../common/latency-histogram.js';
+import { histogramQuantile } from '../../common/latency-histogram.js';
 import { KV_BUCKETS } from '../../common/names.js';
-import { ROLLOUT_DEFAULTS, rolloutRecordKey, type RolloutStatus } from '../../common/rollout.js';
+import {
+  rolloutWorkflowId,
+  type ClassStatus,
+  type RolloutSpec,
+  type RolloutStatus,
+} from '../../common/rollout.js';
+import { deviceIdFor } from '../../services/control-plane/index.js';
 import { freePort, loadToolchain, ManagedProcess, REPO_ROOT } from '../../services/stack/index.js';
 import { eventually, startTestAgent } from '../helpers/agents.js';
-import { resetFleetState, startTestControlPlane } from '../helpers/control-plane.js';
-import { hotSample, infer, recordedBenchmark, TestOrchestrator } from '../helpers/distribution.js';
-import { npzBytes } from '../helpers/npz.js';
-import { hotFeatureClassifier, matchingHoldout } from '../helpers/onnx-models.js';
-import { testNats, testStack, testTemporal, uniqueTaskQueue } from '../helpers/stack.js';
+import {
+  ADMIN_TOKEN,
+  rawClients,
+  resetFleetState,
+  startTestControlPlane,
+} from '../helpers/control-plane.js';
+import { infer, servedModel } from '../helpers/distribution.js';
+import { statusWhen, temporalOption, tinySpec } from '../helpers/rollouts.js';
+import { testNats, testStack, testTemporal } from '../helpers/stack.js';
 import {
   asPromQL,
   dashboardQueries,
@@ -36,7 +45,6 @@ import {
   metricNames,
   panelsOf,
 } from './dashboards.js';
-import { gpuMetricsWorkflow } from './gpu-workflow.js';
 
 const PROMETHEUS_DIR = join(REPO_ROOT, 'deploy/prometheus');
 const JOBS = {
@@ -45,20 +53,6 @@ const JOBS = {
   gpuWorker: 'edgeforge-gpu-worker',
   agents: 'edgeforge-agents',
 };
-
-/**
- * Queries whose data comes from rollout records. Until a real rollout runs in this test, the
- * test writes one record itself (SYNTHETIC_ROLLOUT, typed as the workflow's RolloutStatus), so
- * these are checked against what the collector makes of that record, not of a real rollout.
- */
-const PENDING_ROLLOUT_PANELS = new Set([
-  'edgeforge-rollouts/Rolled-back waves by class',
-  'edgeforge-rollouts/Progress by rollout and class',
-  'edgeforge-rollouts/Devices by state',
-  'edgeforge-rollouts/Running rollouts: time since the last update',
-  'edgeforge-rollouts/$rollout_id',
-  'edgeforge-edge-latency/annotation Rollout started',
-]);
 
 interface JsYaml {
   load(input: string): unknown;
@@ -171,80 +165,61 @@ describe('Prometheus and Grafana configuration', () => {
 // ---------------------------------------------------------------------------------------------
 // The live stack
 
-const HOLDOUT = npzBytes(matchingHoldout({ samples: 30 }), { deflate: true });
-const BENCHMARK = { warmupRuns: 2, minRuns: 20, minSeconds: 0.05, threads: 1 };
+const AVX2 = { cpuinfo: 'amd-ryzen-9-5950x-zen3' };
+const VNNI = { cpuinfo: 'intel-xeon-gold-6242-cascade-lake' };
+/** One 8×8 digit, flattened: what the rollouts' small_cnn students take. */
+const DIGIT = Array.from({ length: 64 }, (_, i) => (i % 9 === 0 ? 12 : 0));
 
-/** A rollout record as the rollout workflow writes it, for the rollout panels (see above). */
-function syntheticRollout(rolloutId: string, hardwareClass: string): RolloutStatus {
-  const now = Date.now();
-  return {
-    rolloutId,
-    modelId: `${rolloutId}-small_cnn`,
-    phase: 'rolling_out',
-    detail: 'waves',
-    startedAt: new Date(now - 600_000).toISOString(),
-    updatedAt: new Date(now).toISOString(),
-    finishedAt: null,
-    spec: {
-      rolloutId,
-      dataset: { source: 'digits' },
-      source: { kind: 'distill', teacher: {}, student: { architecture: 'small_cnn' } },
-      ...ROLLOUT_DEFAULTS,
-    },
-    teacher: null,
-    student: null,
-    labels: 'dataset',
-    classes: [
-      {
-        hardwareClass,
-        phase: 'rolling_out',
-        devicesTotal: 3,
-        devicesDone: 1,
-        devicesFailed: 0,
-        unresponsive: [],
-        canaries: ['d-1'],
-        candidates: [],
-        chosen: null,
-        waves: [
-          {
-            index: 0,
-            devices: ['d-1'],
-            state: 'passed',
-            activated: 1,
-            failed: 0,
-            unresponsive: 0,
-            servingP95Ms: 1.2,
-          },
-        ],
-        reason: '',
-        updatedAt: new Date(now).toISOString(),
-      },
-    ],
-    skippedClasses: [],
-    error: null,
-  };
-}
+type QueryData = {
+  resultType: 'vector' | 'matrix' | 'scalar' | 'string';
+  result:
+    | { metric: Record<string, string>; value?: [number, string]; values?: [number, string][] }[]
+    | [number, string];
+};
 
-/** Prometheus's instant query API; resolves with the result or throws what it said. */
-async function query(prometheus: string, promql: string) {
-  const response = await fetch(`${prometheus}/api/v1/query?query=${encodeURIComponent(promql)}`);
-  const body = (await response.json()) as {
-    status: string;
-    error?: string;
-    data?: {
-      resultType: 'vector' | 'matrix' | 'scalar' | 'string';
-      result: { metric: Record<string, string>; value?: [number, string] }[] | [number, string];
-    };
-  };
+async function prometheusApi(url: string, promql: string): Promise<QueryData> {
+  const response = await fetch(url);
+  const body = (await response.json()) as { status: string; error?: string; data?: QueryData };
   if (body.status !== 'success') throw new Error(`${promql}: ${body.error}`);
   return body.data!;
 }
 
-/** How many samples of a result are finite numbers (NaN is what an empty histogram gives). */
-function finiteSamples(data: Awaited<ReturnType<typeof query>>): number {
+/** Prometheus's instant query API; resolves with the result or throws what it said. */
+function query(prometheus: string, promql: string) {
+  return prometheusApi(`${prometheus}/api/v1/query?query=${encodeURIComponent(promql)}`, promql);
+}
+
+/**
+ * A range query from `startMs` to now, one step a second: how Grafana evaluates annotations
+ * over the dashboard's time range (the steps overlap the 5 s `$__interval`, so no event between
+ * two windows is missed).
+ */
+function queryRange(prometheus: string, promql: string, startMs: number) {
+  const params = new URLSearchParams({
+    query: promql,
+    start: String(startMs / 1000),
+    end: String(Date.now() / 1000),
+    step: '1',
+  });
+  return prometheusApi(`${prometheus}/api/v1/query_range?${params.toString()}`, promql);
+}
+
+/** The series of an instant vector result, as label set and value. */
+function rowsOf(data: QueryData): { metric: Record<string, string>; value: number }[] {
+  expect(data.resultType).toBe('vector');
+  return (data.result as { metric: Record<string, string>; value: [number, string] }[]).map(
+    (r) => ({ metric: r.metric, value: Number(r.value[1]) }),
+  );
+}
+
+/**
+ * How many series of a result have a finite number (NaN is what an empty histogram gives), in
+ * a range result at some step.
+ */
+function finiteSamples(data: QueryData): number {
   if (data.resultType === 'scalar') return Number.isFinite(Number(data.result[1])) ? 1 : 0;
-  return (data.result as { value?: [number, string] }[]).filter((r) =>
-    Number.isFinite(Number(r.value?.[1])),
+  return (data.result as { value?: [number, string]; values?: [number, string][] }[]).filter((r) =>
+    (r.values ?? (r.value ? [r.value] : [])).some(([, v]) => Number.isFinite(Number(v))),
   ).length;
 }
 
@@ -348,59 +323,63 @@ async function gpuWorkerMetricsUrl(): Promise<string> {
   return urls.at(-1)!;
 }
 
-/** Runs describe_environment and a two-epoch teacher on the real gpu worker. */
-async function runGpuActivities(rolloutId: string): Promise<number> {
-  const { client, workerConnection } = await testTemporal();
-  const taskQueue = uniqueTaskQueue('observability');
-  const worker = await Worker.create({
-    connection: workerConnection,
-    taskQueue,
-    workflowsPath: fileURLToPath(new URL('./gpu-workflow.ts', import.meta.url)),
+const classOf = (status: RolloutStatus, hardwareClass: string): ClassStatus => {
+  const found = status.classes.find((c) => c.hardwareClass === hardwareClass);
+  expect(found, `class ${hardwareClass} in rollout ${status.rolloutId}`).toBeDefined();
+  return found!;
+};
+
+/**
+ * Starts a rollout as an operator would (the control plane's StartRollout, which starts the
+ * workflow on the production orchestrator task queue), terminated when the test ends if it still
+ * runs then.
+ */
+async function startRollout(
+  api: ReturnType<typeof rawClients>,
+  client: Client,
+  spec: RolloutSpec,
+): Promise<WorkflowHandle> {
+  const started = await api.startRollout({ specJson: JSON.stringify(spec) }, ADMIN_TOKEN);
+  expect(started.workflowId).toBe(rolloutWorkflowId(spec.rolloutId));
+  const handle = client.workflow.getHandle(started.workflowId);
+  // Registered after testTemporal's cleanup (the client's), so it runs before that closes.
+  onTestFinished(async () => {
+    await handle.terminate('test finished').catch(() => {});
   });
-  return worker.runUntil(
-    client.workflow.execute(gpuMetricsWorkflow, {
-      taskQueue,
-      workflowId: `observability-${rolloutId}`,
-      args: [
-        {
-          rollout_id: rolloutId,
-          dataset: { source: 'digits' },
-          teacher: {
-            source: 'train',
-            architecture: 'small_cnn',
-            training: { epochs: 2, batch_size: 64 },
-          },
-        },
-      ],
-    }),
-  );
+  return handle;
 }
 
 describe('metrics of the running stack', () => {
   it('pass promtool check metrics, and feed every dashboard query in a real Prometheus', async () => {
-    // The agents' buckets are the control plane's: heartbeats add bucket for bucket.
-    expect(INFERENCE_LATENCY_BUCKETS).toEqual(EDGE_LATENCY_BUCKETS);
     const nats = await testNats('observability');
     await resetFleetState(nats);
+    // Records of earlier tests' rollouts (some left running) would feed the rollout panels.
+    await new Kvm(nats)
+      .open(KV_BUCKETS.rollouts)
+      .then((kv) => kv.destroy())
+      .catch(() => {});
     const runId = `obs-${randomUUID().slice(0, 8)}`;
 
-    const cp = await startTestControlPlane();
-    const agents = await Promise.all(
-      ['raspberry-pi-4', 'raspberry-pi-5'].map((cpuinfo) =>
-        startTestAgent(cp.address, { cpuinfo }),
-      ),
+    const cp = await startTestControlPlane(temporalOption());
+    const api = rawClients(cp.address);
+    // Two devices of one class, the second (not a canary: canaries are the first by device id)
+    // failing the health check of every model it activates; and a device of another class.
+    const [canaryName, brokenName] = [`${runId}-a`, `${runId}-b`].sort((a, b) =>
+      deviceIdFor(a).localeCompare(deviceIdFor(b)),
     );
-    const classes = agents.map((a) => a.hardwareClass!);
-    expect(new Set(classes).size).toBe(2);
-
-    const rollouts = await new Kvm(nats).create(KV_BUCKETS.rollouts, { history: 1 });
-    await rollouts.put(
-      rolloutRecordKey(runId),
-      JSON.stringify(syntheticRollout(runId, classes[0]!)),
+    const canary = await startTestAgent(cp.address, AVX2, { deviceName: canaryName });
+    const broken = await startTestAgent(
+      cp.address,
+      { ...AVX2, simulate: { accuracyFaults: [{ variants: '*', flipShare: 0.9 }] } },
+      { deviceName: brokenName },
     );
-    onTestFinished(async () => {
-      await rollouts.delete(rolloutRecordKey(runId));
-    });
+    const baking = await startTestAgent(cp.address, VNNI);
+    const agents = [canary, broken, baking];
+    const [rolledBackClass, bakingClass] = [canary.hardwareClass!, baking.hardwareClass!];
+    expect(broken.hardwareClass).toBe(rolledBackClass);
+    expect(bakingClass).not.toBe(rolledBackClass);
+    /** The agents that serve a model the rollouts activated (the broken one serves none). */
+    const serving = [canary, baking];
 
     const [orchestratorUrl, gpuUrl] = await Promise.all([
       startOrchestratorProcess(join(cp.dataDir, 'manifest-signing.pem')),
@@ -408,7 +387,7 @@ describe('metrics of the running stack', () => {
     ]);
     const endpoints = {
       'control plane': cp.metricsUrl,
-      ...Object.fromEntries(agents.map((a, i) => [`agent ${classes[i]}`, a.metricsUrl!])),
+      ...Object.fromEntries(agents.map((a) => [`agent ${a.deviceId}`, a.metricsUrl!])),
       'gpu worker': gpuUrl,
       orchestrator: orchestratorUrl,
     };
@@ -424,8 +403,7 @@ describe('metrics of the running stack', () => {
       const rows = up.result as { metric: Record<string, string>; value: [number, string] }[];
       expect(rows.map((r) => `${r.metric.job} ${r.value[1]}`).sort()).toEqual(
         [
-          `${JOBS.agents} 1`,
-          `${JOBS.agents} 1`,
+          ...agents.map(() => `${JOBS.agents} 1`),
           `${JOBS.controlPlane} 1`,
           `${JOBS.gpuWorker} 1`,
           `${JOBS.orchestrator} 1`,
@@ -433,56 +411,60 @@ describe('metrics of the running stack', () => {
       );
     }, 30_000);
 
-    // Work for every panel: training on the gpu worker; benchmarks, activations and serving on
-    // the agents (fp32 on one class, int8 on the other).
-    const orchestrator = await TestOrchestrator.open(nats, cp.dataDir);
-    const publish = (variant: string, scale: number) =>
-      orchestrator.publish({
-        model: hotFeatureClassifier({ scale }),
-        holdout: HOLDOUT,
-        variant,
-        rolloutId: runId,
-        hardwareClasses: classes,
-      });
-    const agentWork = (async () => {
-      const fp32 = await publish('fp32', 1);
-      const int8 = await publish('int8_dynamic', 3);
-      for (const agent of agents) {
-        await orchestrator.benchmark(agent.deviceId!, runId, [fp32, int8], BENCHMARK);
-      }
-      for (const agent of agents) {
-        for (const variant of ['fp32', 'int8_dynamic']) {
-          await eventually(
-            async () =>
-              expect(await recordedBenchmark(nats, runId, variant, agent.deviceId!)).toBeDefined(),
-            120_000,
-          );
-        }
-      }
-      await orchestrator.run(agents[0]!.deviceId!, runId, int8);
-      await orchestrator.run(agents[1]!.deviceId!, runId, fp32);
-      for (const agent of agents) {
-        await eventually(async () => {
-          const { status } = await infer(agent, hotSample(3));
-          expect(status).toBe(200);
-        }, 60_000);
-      }
-    })();
-    const [epochs] = await Promise.all([runGpuActivities(runId), agentWork]);
-    expect(epochs).toBe(2);
+    // Work for every panel, all of it the rollouts' own: teachers and students trained on the
+    // gpu worker, variants benchmarked on the canaries, then activated in waves. One rollout
+    // rolls its second wave back and ends; the other stays in its canary wave's long bake, so
+    // that a rollout is running while the dashboards are read. Two rollouts, started together,
+    // because a spec has one bake time: in one rollout the rollback comes after two bakes, so a
+    // class still running then would need a third wave and the test a bake's worth longer.
+    const rolledBackSpec = tinySpec(`${runId}-rollback`, { hardwareClasses: [rolledBackClass] });
+    const bakingSpec = tinySpec(`${runId}-baking`, {
+      hardwareClasses: [bakingClass],
+      waves: { percents: [100], bakeSeconds: 3600, maxFailedShare: 0.2, maxP95Regression: 10 },
+    });
+    const { client } = await testTemporal();
+    const [rolledBackRollout, bakingRollout] = await Promise.all([
+      startRollout(api, client, rolledBackSpec),
+      startRollout(api, client, bakingSpec),
+    ]);
+    const [rolledBack, bakingStatus] = await Promise.all([
+      rolledBackRollout.result() as Promise<RolloutStatus>,
+      statusWhen(bakingRollout, (s) =>
+        s.classes.some((c) => c.hardwareClass === bakingClass && c.waves[0]?.state === 'baking'),
+      ),
+    ]);
+    const rolledBackClassStatus = classOf(rolledBack, rolledBackClass);
+    expect(rolledBackClassStatus.canaries).toEqual([canary.deviceId]);
+    expect(rolledBackClassStatus.phase, rolledBackClassStatus.reason).toBe('rolled_back');
+    expect(rolledBackClassStatus.waves.map((w) => w.state)).toEqual(['passed', 'rolled_back']);
+    expect(rolledBack.phase).toBe('failed');
+    expect(bakingStatus.phase).toBe('rolling_out');
+    // The canary keeps the winner, the broken device serves nothing, the baking class's device
+    // serves its rollout's winner.
+    const chosen = [rolledBackClassStatus.chosen!, classOf(bakingStatus, bakingClass).chosen!];
+    for (const [i, agent] of serving.entries()) {
+      await eventually(async () =>
+        expect(await servedModel(agent.inferenceUrl!)).toMatchObject({
+          variant: chosen[i]!.variant,
+          sha256: chosen[i]!.sha256,
+        }),
+      );
+    }
+    expect(await servedModel(broken.inferenceUrl!)).toBe(503);
 
     // Serve requests until the checks are done, at least 50 per agent before they start.
-    let serving = true;
-    const served = agents.map(() => 0);
-    const load = Promise.all(
-      agents.map(async (agent, i) => {
-        while (serving) {
-          expect((await infer(agent, hotSample(5))).status).toBe(200);
+    let load = true;
+    const served = serving.map(() => 0);
+    const loop = Promise.all(
+      serving.map(async (agent, i) => {
+        while (load) {
+          expect((await infer(agent, DIGIT)).status).toBe(200);
           served[i]! += 1;
           await new Promise((r) => setTimeout(r, 10));
         }
       }),
     );
+    const queries = dashboardQueries();
     try {
       await eventually(() => expect(Math.min(...served)).toBeGreaterThanOrEqual(50), 60_000);
       // promtool check metrics on every endpoint, now that every series exists.
@@ -493,8 +475,8 @@ describe('metrics of the running stack', () => {
         expect(result.output.trim(), `${name} (${url})`).toBe('');
       }
 
-      // Every dashboard query, as Grafana would send it, returns data.
-      const queries = dashboardQueries();
+      // Every dashboard query, as Grafana would send it, returns data: panels and variables now,
+      // annotations over the time since Prometheus started (the rollouts' whole life).
       expect(queries.length).toBeGreaterThan(30);
       await eventually(async () => {
         const names = new Set(
@@ -512,23 +494,72 @@ describe('metrics of the running stack', () => {
             problems.push(`${q.id}: Prometheus has no ${missing.join(', ')}`);
             continue;
           }
-          // Annotations mark events (rollbacks, activations in the last interval) that may
-          // rightly be absent now; their metrics exist, checked above.
-          if (q.kind === 'annotation' && !PENDING_ROLLOUT_PANELS.has(q.id)) continue;
           const promql = asPromQL(q.expr, range);
-          const found = finiteSamples(await query(prometheus.url, promql));
-          if (found === 0) problems.push(`${q.id}: no data for ${promql}`);
+          const data =
+            q.kind === 'annotation'
+              ? await queryRange(prometheus.url, promql, prometheus.startedAt)
+              : await query(prometheus.url, promql);
+          if (finiteSamples(data) === 0) problems.push(`${q.id}: no data for ${promql}`);
         }
         expect(problems).toEqual([]);
       }, 90_000);
-      console.log(
-        `[observability] ${queries.length} dashboard queries returned data; fed by a synthetic ` +
-          `rollout record until a real rollout runs here (PENDING_ROLLOUT_PANELS): ` +
-          [...PENDING_ROLLOUT_PANELS].join('; '),
-      );
+
+      // And the rollout panels show these rollouts: the rolled-back wave, both rollouts' devices,
+      // the running one, the rollbacks and activations as annotations, the rollouts' training.
+      const rows = async (promql: string) => rowsOf(await query(prometheus.url, promql));
+      const value = async (promql: string) => {
+        const found = await rows(promql);
+        expect(found, promql).toHaveLength(1);
+        return found[0]!.value;
+      };
+      const [rolledBackId, bakingId] = [rolledBackSpec.rolloutId, bakingSpec.rolloutId];
+      await eventually(async () => {
+        expect(
+          await value(`edgeforge_rollout_rollbacks_total{hardware_class="${rolledBackClass}"}`),
+        ).toBe(1);
+        expect(await value(`edgeforge_rollouts{phase="rolling_out"}`)).toBe(1);
+        expect(await value(`edgeforge_rollouts{phase="failed"}`)).toBe(1);
+        const devices = await rows(`edgeforge_rollout_class_devices > 0`);
+        expect(
+          devices.map((r) => `${r.metric.rollout_id} ${r.metric.hardware_class} ${r.metric.state}`),
+        ).toEqual(
+          expect.arrayContaining([
+            `${rolledBackId} ${rolledBackClass} done`,
+            `${rolledBackId} ${rolledBackClass} failed`,
+            `${bakingId} ${bakingClass} pending`,
+          ]),
+        );
+        expect(
+          await rows(
+            `edgeforge_rollout_updated_timestamp_seconds{rollout_id="${bakingId}", phase="rolling_out"}`,
+          ),
+        ).toHaveLength(1);
+        const since = (promql: string) =>
+          queryRange(prometheus.url, promql, prometheus.startedAt).then((d) =>
+            (d.result as { metric: Record<string, string> }[]).map((r) => r.metric),
+          );
+        const events = (event: string) =>
+          since(
+            `sum by (hardware_class) (increase(edgeforge_model_events_total{event=~"${event}"}[5s])) > 0`,
+          );
+        expect(
+          (await events('rolled_back|health_check_failed')).map((m) => m.hardware_class),
+        ).toEqual([rolledBackClass]);
+        expect((await events('activated')).map((m) => m.hardware_class).sort()).toEqual(
+          [rolledBackClass, bakingClass].sort(),
+        );
+        const trained = await rows(
+          `sum by (activity) (increase(edgeforge_gpu_activity_duration_seconds_count{activity=~"prepare_teacher|distill_student", outcome="completed"}[${Math.ceil((Date.now() - prometheus.startedAt) / 1000)}s]))`,
+        );
+        expect(trained.map((r) => r.metric.activity).sort()).toEqual([
+          'distill_student',
+          'prepare_teacher',
+        ]);
+        expect(Math.min(...trained.map((r) => r.value))).toBeGreaterThan(0);
+      }, 30_000);
     } finally {
-      serving = false;
-      await load;
+      load = false;
+      await loop;
     }
 
     // Once the agents' last latencies arrived, the control plane's histogram is exactly the sum
@@ -536,11 +567,11 @@ describe('metrics of the running stack', () => {
     const edge = 'edgeforge_edge_inference_latency_seconds';
     await eventually(async () => {
       const cpText = await (await fetch(cp.metricsUrl)).text();
-      for (const [i, agent] of agents.entries()) {
+      for (const agent of serving) {
         const agentText = await (await fetch(agent.metricsUrl!)).text();
         const { activeModel } = cp.registry.get(agent.deviceId!)!;
         const labels = {
-          hardware_class: classes[i]!,
+          hardware_class: agent.hardwareClass!,
           model: activeModel!.modelId,
           variant: activeModel!.variant,
         };
@@ -555,16 +586,33 @@ describe('metrics of the running stack', () => {
     }, 30_000);
 
     // histogramQuantile over a device's serving histogram is PromQL's histogram_quantile.
-    const histogram = cp.registry.get(agents[0]!.deviceId!)!.serving!;
+    const histogram = cp.registry.get(canary.deviceId!)!.serving!;
     await eventually(async () => {
       const data = await query(
         prometheus.url,
-        `histogram_quantile(0.95, sum by (le) (${edge}_bucket{hardware_class="${classes[0]}"}))`,
+        `histogram_quantile(0.95, sum by (le) (${edge}_bucket{hardware_class="${rolledBackClass}"}))`,
       );
       const promValue = Number((data.result as { value: [number, string] }[])[0]!.value[1]);
       const ours = histogramQuantile(histogram.bucketUpperBounds, histogram.bucketCounts, 0.95);
       expect(ours).toBeGreaterThan(0);
       expect(promValue).toBeCloseTo(ours, 9);
     }, 15_000);
+
+    // Cancelling the running rollout (as an operator would) ends it; its record says so.
+    expect(
+      await api.cancelRollout(
+        { rolloutId: bakingSpec.rolloutId, reason: 'test done' },
+        ADMIN_TOKEN,
+      ),
+    ).toEqual({ cancelled: true });
+    await expect(bakingRollout.result()).rejects.toThrow();
+    const ended = await api.getRollout({ rolloutId: bakingSpec.rolloutId }, ADMIN_TOKEN);
+    expect(ended.summary?.phase).toBe('cancelled');
+    console.log(
+      `[observability] ${queries.length} dashboard queries returned data from rollout ` +
+        `${rolledBackSpec.rolloutId} (${rolledBackClass}: waves ` +
+        `${rolledBackClassStatus.waves.map((w) => w.state).join(', ')}) and rollout ` +
+        `${bakingSpec.rolloutId} (${bakingClass}: baking, then cancelled)`,
+    );
   }, 600_000);
 });
