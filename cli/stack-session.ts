@@ -11,9 +11,51 @@ export function dataDir(): string {
   return process.env.EDGEFORGE_DATA_DIR ?? join(REPO_ROOT, '.edgeforge', 'stack');
 }
 
+/** What runs on Ctrl-C / SIGTERM before the stack stops, newest first (e.g. agents on it). */
+const shutdownHooks: (() => Promise<void>)[] = [];
+
+/**
+ * Registers `hook` to run on Ctrl-C / SIGTERM before the stack stops: processes that use the
+ * stack stop while it still answers, and while this process still reads their output.
+ */
+export function onShutdown(hook: () => Promise<void>): void {
+  shutdownHooks.unshift(hook);
+}
+
+let signalsInstalled = false;
+
+/**
+ * On Ctrl-C / SIGTERM: the shutdown hooks, then `stop` (the stack, when this process started
+ * one), then exit 130. Another Ctrl-C more than two seconds later exits at once.
+ */
+export function stopOnSignals(stop: () => Promise<void> = async () => {}): void {
+  if (signalsInstalled) return;
+  signalsInstalled = true;
+  let stoppingSince: number | null = null;
+  const shutdown = (signal: string) => {
+    if (stoppingSince !== null) {
+      // npm and tsx pass a Ctrl-C on to us, which the terminal also sent: the same keypress
+      // arrives twice. Only a later one means "now".
+      if (Date.now() - stoppingSince > 2_000) process.exit(130);
+      return;
+    }
+    stoppingSince = Date.now();
+    process.stderr.write(`[stack] ${signal}: stopping\n`);
+    (async () => {
+      for (const hook of shutdownHooks) await hook().catch(() => {});
+      await stop();
+    })().then(
+      () => process.exit(130),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
 /**
  * Starts the embedded stack with progress on stderr, and stops it on Ctrl-C / SIGTERM before
- * exiting. Returns the running stack.
+ * exiting (after the shutdown hooks). Returns the running stack.
  */
 export async function startStackForCli(options: { ui: boolean }): Promise<EmbeddedStack> {
   const say = (message: string) => process.stderr.write(`[stack] ${message}\n`);
@@ -23,17 +65,6 @@ export async function startStackForCli(options: { ui: boolean }): Promise<Embedd
     ui: options.ui,
     onProgress: say,
   });
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    say(`${signal}: stopping the stack`);
-    stack.stop().then(
-      () => process.exit(130),
-      () => process.exit(1),
-    );
-  };
-  process.once('SIGINT', () => shutdown('SIGINT'));
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  stopOnSignals(() => stack.stop());
   return stack;
 }

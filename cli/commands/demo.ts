@@ -33,7 +33,7 @@ import {
 } from '../result/index.js';
 import { openActivityProbe } from '../rollout/activity-progress.js';
 import { watchRollout } from '../rollout/watch.js';
-import { dataDir, startStackForCli } from '../stack-session.js';
+import { dataDir, onShutdown, startStackForCli, stopOnSignals } from '../stack-session.js';
 
 interface DemoOptions {
   quick?: boolean;
@@ -123,6 +123,7 @@ async function runDemo(options: DemoOptions): Promise<void> {
   if (existing) {
     say(`using the stack that \`edgeforge up\` runs (pid ${existing.pid})`);
     endpoints = existing;
+    stopOnSignals(); // Ctrl-C stops the agents; the stack belongs to `edgeforge up`.
   } else {
     const stack = await startStackForCli({ ui: Boolean(options.keep) });
     endpoints = stack.endpoints;
@@ -151,6 +152,8 @@ async function runDemo(options: DemoOptions): Promise<void> {
     enrollmentToken: (await readFile(endpoints.enrollmentTokenFile, 'utf8')).trim(),
     logDir: join(endpoints.logDir),
   });
+  // Agents stop before the stack, while this process still reads their output.
+  onShutdown(() => Promise.all(agents.map((a) => a.process.stop())).then(() => undefined));
   say(
     `${agents.length} agents enrolled in ${formatDuration((Date.now() - agentsStarted) / 1000)} (profile override files in ${join(demoDir, 'agents')}):`,
   );
@@ -255,7 +258,8 @@ async function runDemo(options: DemoOptions): Promise<void> {
           : []),
         `  control plane metrics  ${endpoints.controlPlaneMetricsUrl}`,
         ...agents.map(
-          (a) => `  ${a.device.name.padEnd(21)}  ${a.metricsUrl}  (infer: POST ${a.inferenceUrl})`,
+          (a) =>
+            `  ${a.device.name.padEnd(21)}  ${a.metricsUrl}  (infer: POST ${a.inferenceUrl}/v1/infer)`,
         ),
         `  logs                   ${endpoints.logDir}`,
         'In another shell:',
