@@ -1,5 +1,12 @@
 import type { Command } from 'commander';
-import { AGENT_SETTINGS, loadAgentSettings, runAgent, type AgentFlags } from '../../agent/index.js';
+import {
+  AGENT_SETTINGS,
+  loadAgentSettings,
+  runAgent,
+  type AgentFlags,
+  type AgentSettings,
+} from '../../agent/index.js';
+import { EXIT_CODES_HELP, UsageError, withExitCodes } from '../exit-codes.js';
 
 export function registerAgent(program: Command): void {
   const command = program
@@ -11,7 +18,17 @@ export function registerAgent(program: Command): void {
   for (const s of AGENT_SETTINGS) {
     command.option(`--${s.flag} <${s.value}>`, `${s.description} [${s.env}]`);
   }
-  command.action(async (flags: AgentFlags) => {
-    await runAgent(loadAgentSettings(process.env, flags));
-  });
+  command.addHelpText('after', `\n${EXIT_CODES_HELP}`);
+  command.action(
+    withExitCodes(async (flags: AgentFlags) => {
+      let settings: AgentSettings;
+      try {
+        settings = loadAgentSettings(process.env, flags);
+      } catch (err) {
+        // Every missing or malformed flag, named: a usage error.
+        throw new UsageError((err as Error).message, { cause: err });
+      }
+      await runAgent(settings);
+    }),
+  );
 }

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -22,7 +21,8 @@ import {
   type DemoPlan,
 } from '../demo/demo-config.js';
 import { TeacherCache, type CachedTeacher } from '../demo/teacher-cache.js';
-import { CliError, EXIT, EXIT_CODES_HELP, exitCodeForPhase, withExitCodes } from '../exit-codes.js';
+import { EXIT_CODES_HELP, exitCodeForPhase, withExitCodes } from '../exit-codes.js';
+import { fashionMnistDir, requireFashionMnist } from '../demo/prerequisites.js';
 import {
   formatDuration,
   formatPercent,
@@ -44,31 +44,7 @@ interface DemoOptions {
   freshTeacher?: boolean;
 }
 
-const FASHION_MNIST_FILES = ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'];
-
 const say = (message: string) => process.stderr.write(`[demo] ${message}\n`);
-
-/** Fashion-MNIST comes from a Debian package the bootstrap installs; say so before anything starts. */
-function requireFashionMnist(): void {
-  const toolchainFile = join(REPO_ROOT, '.edgeforge', 'toolchain.json');
-  let dir = '/usr/share/datasets/fashion-mnist';
-  if (existsSync(toolchainFile)) {
-    const recorded = (
-      JSON.parse(readFileSync(toolchainFile, 'utf8')) as { fashionMnistDir?: string }
-    ).fashionMnistDir;
-    if (recorded) dir = recorded;
-  }
-  const missing = FASHION_MNIST_FILES.filter((f) => !existsSync(join(dir, f)));
-  if (missing.length > 0) {
-    throw new CliError(
-      `the Fashion-MNIST data set is not installed (${join(dir, missing[0]!)} is missing): it comes ` +
-        'from the Debian package dataset-fashion-mnist, which `npm run bootstrap` installs ' +
-        '(or `sudo apt-get install dataset-fashion-mnist`). `edgeforge demo --quick` runs on a ' +
-        'built-in data set instead.',
-      EXIT.prerequisite,
-    );
-  }
-}
 
 /** Runs the smoke workflow through both workers: the stack works, and where training runs. */
 async function stackCheck(endpoints: StackEndpoints): Promise<SmokeResult> {
@@ -113,7 +89,8 @@ async function runDemo(options: DemoOptions): Promise<void> {
     `a full rollout (teacher → distilled student → per-class variants → canaries → waves) across ${DEMO_DEVICES.length} simulated devices`,
   );
   say(`data and sizes: ${plan.summary}`);
-  if (!options.quick) requireFashionMnist();
+  if (!options.quick)
+    requireFashionMnist(fashionMnistDir(join(REPO_ROOT, '.edgeforge', 'toolchain.json')));
   const toolchain = loadToolchain();
 
   // The stack: reuse an `edgeforge up` that is running, or start one for the demo.

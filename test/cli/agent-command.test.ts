@@ -1,0 +1,48 @@
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+
+describe('edgeforge agent: mistakes a user makes', () => {
+  it('names every missing setting with its flag and variable (exit 2)', async () => {
+    const r = await runCli(['agent'], {
+      EDGEFORGE_CONTROL_PLANE: '',
+      EDGEFORGE_ENROLLMENT_TOKEN: '',
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--control-plane \/ EDGEFORGE_CONTROL_PLANE is required/);
+    expect(r.stderr).toMatch(/--enrollment-token \/ EDGEFORGE_ENROLLMENT_TOKEN is required/);
+  });
+
+  it('says which port is taken and how to get a free one (exit 5)', async () => {
+    const taken = createServer().listen(0, '127.0.0.1');
+    await once(taken, 'listening');
+    onTestFinished(() => new Promise<void>((resolve) => taken.close(() => resolve())));
+    const port = (taken.address() as AddressInfo).port;
+    const dir = await mkdtemp(join(tmpdir(), 'edgeforge-agent-cli-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
+    const r = await runCli([
+      'agent',
+      '--control-plane',
+      '127.0.0.1:1',
+      '--enrollment-token',
+      'token-0123456789abcdef',
+      '--data-dir',
+      dir,
+      '--metrics',
+      `127.0.0.1:${port}`,
+      '--serve',
+      '127.0.0.1:0',
+    ]);
+    expect(r.code, r.stderr).toBe(5);
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `127\\.0\\.0\\.1:${port} is in use by another process.*--metrics 127\\.0\\.0\\.1:0`,
+        's',
+      ),
+    );
+  });
+});
