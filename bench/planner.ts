@@ -19,7 +19,7 @@ import { parseRolloutSpec } from '../common/rollout-spec.js';
 import { ROLLOUT_WORKFLOW_TYPE, rolloutWorkflowId, type ClassStatus } from '../common/rollout.js';
 import { VARIANTS } from '../common/variants.js';
 import type { rolloutWorkflow } from '../workflows/workflows/index.js';
-import { startDemoAgents } from '../cli/demo/demo-agents.js';
+import { startDemoAgents, type RunningDemoAgent } from '../cli/demo/demo-agents.js';
 import { DEMO_DEVICES } from '../cli/demo/demo-config.js';
 import { loadToolchain, REPO_ROOT, startEmbeddedStack } from '../services/stack/index.js';
 
@@ -124,9 +124,10 @@ export async function runPlannerBenchmark(args: string[]): Promise<void> {
   const dataDir = await mkdtemp(join(tmpdir(), 'edgeforge-bench-planner-'));
   const say = (m: string) => process.stderr.write(`[planner] ${m}\n`);
   const stack = await startEmbeddedStack({ toolchain, dataDir, onProgress: say });
+  let agents: RunningDemoAgent[] = [];
   try {
     const { endpoints } = stack;
-    await startDemoAgents({
+    agents = await startDemoAgents({
       devices: DEMO_DEVICES,
       dir: dataDir,
       controlPlane: endpoints.controlPlaneAddress,
@@ -171,8 +172,9 @@ export async function runPlannerBenchmark(args: string[]): Promise<void> {
       `${values.dataset} (${values.dataset === 'digits' ? 'all' : values.samples} training images), ` +
       `small_cnn distilled 2 epochs, accuracy budget 1 point; the demo's four simulated devices ` +
       `(one canary per class, benchmarks of ${values.runs}+ runs and 1+ s, batch 1, the profile's threads); ` +
-      'all on one 2-core machine, so the classes differ by thread count and by which formats ' +
-      'the planner shortlists, not by silicon.';
+      'all on one 2-core machine (the agents take turns at timed runs through a shared-host ' +
+      'lock), so the classes differ by thread count and by which formats the planner ' +
+      'shortlists, not by silicon.';
     const out = join(REPO_ROOT, 'bench-results');
     await mkdir(out, { recursive: true });
     const stamp = new Date().toISOString().replaceAll(':', '-');
@@ -181,6 +183,7 @@ export async function runPlannerBenchmark(args: string[]): Promise<void> {
     await writeFile(join(out, `planner-${stamp}.md`), md);
     process.stdout.write(md);
   } finally {
+    await Promise.all(agents.map((a) => a.process.stop()));
     await stack.stop();
     await rm(dataDir, { recursive: true, force: true });
   }

@@ -41,7 +41,7 @@ export async function startDemoAgents(options: {
     const overrideFile = join(home, 'profile.json');
     await writeFile(
       overrideFile,
-      `${JSON.stringify(profileOverride(device, cpuinfoDir), null, 2)}\n`,
+      `${JSON.stringify(profileOverride(device, cpuinfoDir, join(options.dir, 'benchmark.lock')), null, 2)}\n`,
     );
     const logFile = join(options.logDir, `agent-${device.name}.log`);
     const proc = new ManagedProcess({

@@ -51,13 +51,22 @@ export const DEMO_DEVICES: readonly DemoDevice[] = [
   },
 ];
 
-/** The profile override file an agent reads (see `edgeforge agent --profile`). */
-export function profileOverride(device: DemoDevice, cpuinfoDir: string): Record<string, unknown> {
+/**
+ * The profile override file an agent reads (see `edgeforge agent --profile`). The simulated
+ * devices share this machine's CPU, so they take turns at timed benchmarks through
+ * `sharedHostLock` instead of slowing down each other's measurements.
+ */
+export function profileOverride(
+  device: DemoDevice,
+  cpuinfoDir: string,
+  sharedHostLock: string,
+): Record<string, unknown> {
   return {
     cpuinfoFile: `${cpuinfoDir}/${device.cpuinfo}.txt`,
     memoryBytes: device.memoryBytes,
     ...(device.threads ? { threads: device.threads } : {}),
     ...(device.cores ? { cores: device.cores } : {}),
+    simulate: { sharedHostLock },
   };
 }
 
