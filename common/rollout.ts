@@ -253,6 +253,37 @@ export interface BenchmarkReportSignal {
   error: string | null;
 }
 
+/** What ReportBenchmark carries (proto ReportBenchmarkRequest), as far as a signal needs it. */
+export interface BenchmarkReportFields {
+  variant: string;
+  modelSha256: string;
+  latency?: { p50Ms: number; p95Ms: number; p99Ms: number; cv: number; runs: number } | undefined;
+  accuracy: number;
+  top1Agreement: number;
+  error: string;
+}
+
+/**
+ * A device's benchmark report as the class workflow sees it, whether it came as a signal from
+ * the control plane or was re-read from the benchmarks bucket. A failed run has no accuracy.
+ */
+export function benchmarkSignal(deviceId: string, r: BenchmarkReportFields): BenchmarkReportSignal {
+  const failed = Boolean(r.error);
+  return {
+    deviceId,
+    variant: r.variant,
+    modelSha256: r.modelSha256,
+    p50Ms: r.latency?.p50Ms ?? 0,
+    p95Ms: r.latency?.p95Ms ?? 0,
+    p99Ms: r.latency?.p99Ms ?? 0,
+    cv: r.latency?.cv ?? 0,
+    runs: r.latency?.runs ?? 0,
+    accuracy: failed ? null : r.accuracy,
+    agreement: failed ? null : r.top1Agreement,
+    error: r.error || null,
+  };
+}
+
 export type DeviceEvent =
   'activated' | 'health_check_failed' | 'rolled_back' | 'refused' | 'download_failed';
 

@@ -2,8 +2,10 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { KV_BUCKETS } from '../../common/names.js';
 import { isRevisionConflict, type NatsConnection } from '../../common/nats.js';
 import {
+  benchmarkSignal,
   measurementsKey,
   rolloutRecordKey,
+  type BenchmarkReportFields,
   type BenchmarkReportSignal,
   type RolloutStatus,
 } from '../../common/rollout.js';
@@ -13,17 +15,7 @@ import type { Measurement } from '../planner/planner.js';
 const MEASUREMENTS_KEPT = 50;
 
 /** What a device's ReportBenchmark left in the benchmarks bucket (the control plane writes it). */
-interface StoredBenchmark {
-  deviceId: string;
-  variant: string;
-  modelSha256: string;
-  latency?: { p50Ms: number; p95Ms: number; p99Ms: number; cv: number; runs: number };
-  accuracy: number;
-  top1Agreement: number;
-  error: string;
-  /** Set when the model shipped a holdout bundle (older reports lack it: then accuracy counts). */
-  holdoutSamples?: number;
-}
+type StoredBenchmark = BenchmarkReportFields & { deviceId: string };
 
 /**
  * Rollout records, on-device measurements and benchmark reports, all in NATS KV. The workflow
@@ -95,27 +87,11 @@ export function createRecordActivities(nats: NatsConnection) {
         for (const deviceId of input.deviceIds) {
           const entry = await kv.get(`${input.rolloutId}.${variant}.${deviceId}`);
           if (entry?.operation !== 'PUT') continue;
-          found.push(toSignal(entry.json<StoredBenchmark>()));
+          const stored = entry.json<StoredBenchmark>();
+          found.push(benchmarkSignal(stored.deviceId, stored));
         }
       }
       return found;
     },
-  };
-}
-
-function toSignal(r: StoredBenchmark): BenchmarkReportSignal {
-  const hasHoldout = r.holdoutSamples === undefined || r.holdoutSamples > 0;
-  return {
-    deviceId: r.deviceId,
-    variant: r.variant,
-    modelSha256: r.modelSha256,
-    p50Ms: r.latency?.p50Ms ?? 0,
-    p95Ms: r.latency?.p95Ms ?? 0,
-    p99Ms: r.latency?.p99Ms ?? 0,
-    cv: r.latency?.cv ?? 0,
-    runs: r.latency?.runs ?? 0,
-    accuracy: hasHoldout && !r.error ? r.accuracy : null,
-    agreement: hasHoldout && !r.error ? r.top1Agreement : null,
-    error: r.error || null,
   };
 }

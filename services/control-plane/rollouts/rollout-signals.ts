@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import {
   ROLLOUT_SIGNALS,
   classWorkflowId,
-  type BenchmarkReportSignal,
+  benchmarkSignal,
   type DeviceEvent,
   type DeviceStatusSignal,
 } from '../../../common/rollout.js';
@@ -57,20 +57,7 @@ export class RolloutSignals {
 
   /** A recorded ReportBenchmark → ROLLOUT_SIGNALS.benchmarkReported. */
   benchmarkReported(device: ReportingDevice, report: ReportBenchmarkRequest): void {
-    const failed = Boolean(report.error);
-    const signal: BenchmarkReportSignal = {
-      deviceId: device.deviceId,
-      variant: report.variant,
-      modelSha256: report.modelSha256,
-      p50Ms: report.latency?.p50Ms ?? 0,
-      p95Ms: report.latency?.p95Ms ?? 0,
-      p99Ms: report.latency?.p99Ms ?? 0,
-      cv: report.latency?.cv ?? 0,
-      runs: report.latency?.runs ?? 0,
-      accuracy: failed ? null : report.accuracy,
-      agreement: failed ? null : report.top1Agreement,
-      error: report.error || null,
-    };
+    const signal = benchmarkSignal(device.deviceId, report);
     this.#send(device, report.rolloutId, ROLLOUT_SIGNALS.benchmarkReported, signal);
   }
 
