@@ -15,7 +15,7 @@ import {
   startTestControlPlane,
   type TestControlPlane,
 } from '../helpers/control-plane.js';
-import { temporalOption, TINY_BENCHMARK, TINY_TRAINING } from '../helpers/rollouts.js';
+import { temporalOption, tinySpecJson } from '../helpers/rollouts.js';
 import { testNats, testStack, testTemporal } from '../helpers/stack.js';
 
 async function tempDir(): Promise<string> {
@@ -28,26 +28,6 @@ async function specFile(dir: string, name: string, spec: unknown): Promise<strin
   const file = join(dir, name);
   await writeFile(file, typeof spec === 'string' ? spec : JSON.stringify(spec, null, 2));
   return file;
-}
-
-/** A rollout a 2-core machine finishes in a minute or two (test/helpers/rollouts.ts's tinySpec). */
-function tinySpecJson(rolloutId: string, overrides: Record<string, unknown> = {}) {
-  return {
-    rolloutId,
-    dataset: { source: 'digits' },
-    source: {
-      kind: 'distill',
-      teacher: { source: 'train', architecture: 'small_cnn', training: TINY_TRAINING },
-      student: { architecture: 'small_cnn', distill: { training: TINY_TRAINING } },
-    },
-    accuracyBudget: 0.05,
-    maxCandidates: 2,
-    canaries: 1,
-    waves: { percents: [100], bakeSeconds: 1, maxFailedShare: 0.2, maxP95Regression: 10 },
-    benchmark: TINY_BENCHMARK,
-    reportTimeoutSeconds: 90,
-    ...overrides,
-  };
 }
 
 /**

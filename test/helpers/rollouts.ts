@@ -20,9 +20,9 @@ import { testNats, testStack, testTemporal, uniqueTaskQueue } from './stack.js';
 export const TINY_TRAINING = { epochs: 2, batch_size: 64 };
 export const TINY_BENCHMARK = { warmupRuns: 2, minRuns: 20, minSeconds: 0.05, threads: 1 };
 
-/** A spec for a tiny rollout on digits: small teacher, two epochs, one-second bakes. */
-export function tinySpec(rolloutId: string, overrides: Record<string, unknown> = {}): RolloutSpec {
-  return parseRolloutSpec({
+/** A spec file's JSON for a tiny rollout on digits: small teacher, two epochs, 1 s bakes. */
+export function tinySpecJson(rolloutId: string, overrides: Record<string, unknown> = {}) {
+  return {
     rolloutId,
     dataset: { source: 'digits' },
     source: {
@@ -37,7 +37,12 @@ export function tinySpec(rolloutId: string, overrides: Record<string, unknown> =
     benchmark: TINY_BENCHMARK,
     reportTimeoutSeconds: 90,
     ...overrides,
-  });
+  };
+}
+
+/** The same, parsed as the control plane parses it. */
+export function tinySpec(rolloutId: string, overrides: Record<string, unknown> = {}): RolloutSpec {
+  return parseRolloutSpec(tinySpecJson(rolloutId, overrides));
 }
 
 export interface RolloutHarness {
