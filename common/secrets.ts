@@ -1,11 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import {
-  generateManifestKeyPair,
-  loadManifestKeyPair,
-  type ManifestKeyPair,
-} from './manifest.js';
+import { generateManifestKeyPair, loadManifestKeyPair, type ManifestKeyPair } from './manifest.js';
 
 /**
  * Reads a secret file, or creates it with `bytes` random bytes (mode 0600, written atomically)
