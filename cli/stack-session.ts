@@ -57,12 +57,16 @@ export function stopOnSignals(stop: () => Promise<void> = async () => {}): void 
  * Starts the embedded stack with progress on stderr, and stops it on Ctrl-C / SIGTERM before
  * exiting (after the shutdown hooks). Returns the running stack.
  */
-export async function startStackForCli(options: { ui: boolean }): Promise<EmbeddedStack> {
+export async function startStackForCli(options: {
+  ui: boolean;
+  prometheus?: boolean;
+}): Promise<EmbeddedStack> {
   const say = (message: string) => process.stderr.write(`[stack] ${message}\n`);
   const stack = await startEmbeddedStack({
     toolchain: loadToolchain(),
     dataDir: dataDir(),
     ui: options.ui,
+    prometheus: options.prometheus,
     onProgress: say,
   });
   stopOnSignals(() => stack.stop());

@@ -9,7 +9,12 @@ import { redactUrl } from '../../common/nats.js';
 import type { RolloutPhase, RolloutStatus } from '../../common/rollout.js';
 import type { SmokeResult } from '../../common/temporal-api.js';
 import type { TeacherConfig } from '../../common/gpu-contracts.js';
-import { loadToolchain, REPO_ROOT, type StackEndpoints } from '../../services/stack/index.js';
+import {
+  addAgentMetricsTargets,
+  loadToolchain,
+  REPO_ROOT,
+  type StackEndpoints,
+} from '../../services/stack/index.js';
 import type { smokeWorkflow } from '../../workflows/workflows/index.js';
 import { adminClient, runningStack } from '../admin-client.js';
 import { startDemoAgents, type RunningDemoAgent } from '../demo/demo-agents.js';
@@ -42,6 +47,7 @@ interface DemoOptions {
   out?: string;
   cacheDir?: string;
   freshTeacher?: boolean;
+  prometheus?: boolean;
 }
 
 const say = (message: string) => process.stderr.write(`[demo] ${message}\n`);
@@ -102,7 +108,10 @@ async function runDemo(options: DemoOptions): Promise<void> {
     endpoints = existing;
     stopOnSignals(); // Ctrl-C stops the agents; the stack belongs to `edgeforge up`.
   } else {
-    const stack = await startStackForCli({ ui: Boolean(options.keep) });
+    const stack = await startStackForCli({
+      ui: Boolean(options.keep),
+      prometheus: Boolean(options.prometheus),
+    });
     endpoints = stack.endpoints;
     stopStack = () => stack.stop();
   }
@@ -131,6 +140,11 @@ async function runDemo(options: DemoOptions): Promise<void> {
   });
   // Agents stop before the stack, while this process still reads their output.
   onShutdown(() => Promise.all(agents.map((a) => a.process.stop())).then(() => undefined));
+  if (endpoints.prometheusAgentTargetsFile)
+    await addAgentMetricsTargets(
+      endpoints.prometheusAgentTargetsFile,
+      agents.map((a) => a.metricsUrl),
+    );
   say(
     `${agents.length} agents enrolled in ${formatDuration((Date.now() - agentsStarted) / 1000)} (profile override files in ${join(demoDir, 'agents')}):`,
   );
@@ -234,6 +248,7 @@ async function runDemo(options: DemoOptions): Promise<void> {
             ]
           : []),
         `  control plane metrics  ${endpoints.controlPlaneMetricsUrl}`,
+        ...(endpoints.prometheusUrl ? [`  Prometheus             ${endpoints.prometheusUrl}`] : []),
         ...agents.map(
           (a) =>
             `  ${a.device.name.padEnd(21)}  ${a.metricsUrl}  (infer: POST ${a.inferenceUrl}/v1/infer)`,
@@ -270,6 +285,10 @@ export function registerDemo(program: Command): void {
       'where result.md, result.json and result.svg go (default: <data dir>/demo)',
     )
     .option('--cache-dir <dir>', 'teacher cache (default: ~/.cache/edgeforge/demo)')
+    .option(
+      '--prometheus',
+      'also run Prometheus scraping the stack and the agents (with a stack it starts itself)',
+    )
     .option('--fresh-teacher', 'train the teacher even when one is cached (and cache the new one)')
     .addHelpText(
       'after',

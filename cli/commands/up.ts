@@ -9,8 +9,15 @@ export function registerUp(program: Command): void {
       'run the embedded stack: nats-server, Temporal dev server, gpu worker, orchestrator worker',
     )
     .option('--no-ui', 'do not serve the Temporal Web UI')
-    .action(async (options: { ui: boolean }) => {
-      const stack = await startStackForCli({ ui: options.ui });
+    .option(
+      '--prometheus',
+      "also run Prometheus with deploy/prometheus's config and rules, scraping the stack",
+    )
+    .action(async (options: { ui: boolean; prometheus?: boolean }) => {
+      const stack = await startStackForCli({
+        ui: options.ui,
+        prometheus: Boolean(options.prometheus),
+      });
       const e = stack.endpoints;
       process.stdout.write(
         [
@@ -19,6 +26,11 @@ export function registerUp(program: Command): void {
           `  Temporal          ${e.temporalAddress}`,
           ...(e.temporalUiUrl ? [`  Temporal UI       ${e.temporalUiUrl}`] : []),
           `  control plane     ${e.controlPlaneAddress} (metrics ${e.controlPlaneMetricsUrl})`,
+          `  orchestrator      metrics ${e.orchestratorMetricsUrl}`,
+          `  gpu worker        metrics ${e.gpuWorkerMetricsUrl}`,
+          ...(e.prometheusUrl
+            ? [`  Prometheus        ${e.prometheusUrl} (agents: ${e.prometheusAgentTargetsFile})`]
+            : []),
           `  enrollment token  ${e.enrollmentTokenFile}`,
           `  admin token       ${e.adminTokenFile}`,
           `  logs              ${e.logDir}`,

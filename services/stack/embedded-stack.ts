@@ -6,6 +6,7 @@ import { ManagedProcess, freePort } from './managed-process.js';
 import { startNatsServer } from './nats-server.js';
 import { startTemporalDevServer } from './temporal-dev-server.js';
 import { startGpuWorker } from './gpu-worker.js';
+import { startPrometheus } from './prometheus.js';
 
 /** Where a running embedded stack can be reached; written to `<dataDir>/endpoints.json`. */
 export interface StackEndpoints {
@@ -15,6 +16,12 @@ export interface StackEndpoints {
   /** gRPC address of the control plane (agents and the CLI). */
   controlPlaneAddress: string;
   controlPlaneMetricsUrl: string;
+  orchestratorMetricsUrl: string;
+  gpuWorkerMetricsUrl: string;
+  /** Prometheus (`edgeforge up --prometheus`), scraping all of the above and the agents. */
+  prometheusUrl?: string;
+  /** Its file_sd file for agents' /metrics: add to it with addAgentMetricsTargets. */
+  prometheusAgentTargetsFile?: string;
   /** Files holding the fleet's enrollment token and the admin token. */
   enrollmentTokenFile: string;
   adminTokenFile: string;
@@ -33,6 +40,8 @@ export interface EmbeddedStackOptions {
   dataDir: string;
   /** Serve the Temporal Web UI (on a free port). */
   ui?: boolean;
+  /** Also run Prometheus (on a free port) with deploy/prometheus's config and rules. */
+  prometheus?: boolean;
   /** Called as each part comes up, for progress output. */
   onProgress?: (message: string) => void;
 }
@@ -40,7 +49,7 @@ export interface EmbeddedStackOptions {
 /**
  * The whole central side on one machine: nats-server (JetStream), the Temporal dev server, the
  * control plane, the Python gpu worker and the orchestrator worker, each a real process on free
- * loopback ports.
+ * loopback ports; with `prometheus`, Prometheus scraping them (and agents added later).
  */
 export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise<EmbeddedStack> {
   const { toolchain, dataDir } = options;
@@ -78,7 +87,12 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
       EDGEFORGE_TEMPORAL_ADDRESS: temporal.address,
     };
     const controlPlaneDir = join(dataDir, 'control-plane');
-    const [cpPort, cpMetricsPort] = [await freePort(), await freePort()];
+    const [cpPort, cpMetricsPort, orchestratorMetricsPort, gpuMetricsPort] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
     const cpEnv = {
       ...env,
       EDGEFORGE_CP_LISTEN: `127.0.0.1:${cpPort}`,
@@ -97,23 +111,51 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
         python: toolchain.python,
         temporalAddress: temporal.address,
         natsUrl: nats.url,
+        metricsListen: `127.0.0.1:${gpuMetricsPort}`,
         logFile: join(logDir, 'gpu-worker.log'),
       }),
       startNodeService(
         'orchestrator worker',
         'workflows/main.ts',
-        { ...env, EDGEFORGE_MANIFEST_KEY_FILE: join(controlPlaneDir, 'manifest-signing.pem') },
+        {
+          ...env,
+          EDGEFORGE_MANIFEST_KEY_FILE: join(controlPlaneDir, 'manifest-signing.pem'),
+          EDGEFORGE_ORCHESTRATOR_METRICS_LISTEN: `127.0.0.1:${orchestratorMetricsPort}`,
+        },
         join(logDir, 'orchestrator.log'),
       ),
     ]);
     started.push(controlPlane, gpuWorker, orchestrator);
+    const metricsUrls = {
+      controlPlane: `http://127.0.0.1:${cpMetricsPort}/metrics`,
+      orchestrator: `http://127.0.0.1:${orchestratorMetricsPort}/metrics`,
+      gpuWorker: `http://127.0.0.1:${gpuMetricsPort}/metrics`,
+    };
+
+    let prometheus: Awaited<ReturnType<typeof startPrometheus>> | undefined;
+    if (options.prometheus) {
+      progress('starting Prometheus');
+      prometheus = await startPrometheus({
+        binary: toolchain.prometheus,
+        dir: join(dataDir, 'prometheus'),
+        metricsUrls,
+        logFile: join(logDir, 'prometheus.log'),
+      });
+      started.push(prometheus);
+      progress(`prometheus ${prometheus.url}`);
+    }
 
     const endpoints: StackEndpoints = {
       natsUrl: nats.url,
       temporalAddress: temporal.address,
       temporalUiUrl: temporal.uiUrl,
       controlPlaneAddress: `127.0.0.1:${cpPort}`,
-      controlPlaneMetricsUrl: `http://127.0.0.1:${cpMetricsPort}/metrics`,
+      controlPlaneMetricsUrl: metricsUrls.controlPlane,
+      orchestratorMetricsUrl: metricsUrls.orchestrator,
+      gpuWorkerMetricsUrl: metricsUrls.gpuWorker,
+      ...(prometheus
+        ? { prometheusUrl: prometheus.url, prometheusAgentTargetsFile: prometheus.agentTargetsFile }
+        : {}),
       enrollmentTokenFile: join(controlPlaneDir, 'enrollment-token'),
       adminTokenFile: join(controlPlaneDir, 'admin-token'),
       logDir,

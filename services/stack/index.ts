@@ -18,3 +18,13 @@ export {
   type EmbeddedStackOptions,
   type StackEndpoints,
 } from './embedded-stack.js';
+export {
+  startPrometheus,
+  prometheusConfig,
+  addAgentMetricsTargets,
+  PROMETHEUS_DIR,
+  PROMETHEUS_JOBS,
+  type RunningPrometheus,
+  type PrometheusOptions,
+  type PrometheusTargets,
+} from './prometheus.js';

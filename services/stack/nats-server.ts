@@ -34,8 +34,8 @@ export interface RunningNatsServer {
  * deploy/nats/dev.conf get fresh random passwords, which the returned URLs carry.
  */
 export async function startNatsServer(options: NatsServerOptions): Promise<RunningNatsServer> {
-  const password = options.passwords?.service ?? randomBytes(18).toString('base64url');
-  const agentPassword = options.passwords?.agent ?? randomBytes(18).toString('base64url');
+  const password = options.passwords?.service ?? randomPassword();
+  const agentPassword = options.passwords?.agent ?? randomPassword();
   const proc = new ManagedProcess({
     name: 'nats-server',
     command: options.binary,
@@ -78,3 +78,9 @@ export async function startNatsServer(options: NatsServerOptions): Promise<Runni
     throw err;
   }
 }
+
+/**
+ * nats-server parses an environment variable in its config as a config value: one starting with
+ * a digit or '-' is read as a number and fails. A letter first keeps it a string.
+ */
+const randomPassword = () => `p${randomBytes(18).toString('hex')}`;
