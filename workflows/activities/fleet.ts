@@ -32,14 +32,6 @@ interface StoredDevice {
   } | null;
 }
 
-export interface FleetDevice {
-  deviceId: string;
-  hardwareClass: string;
-  online: boolean;
-  lastSeenAt: string;
-  activeSha256: string | null;
-}
-
 export interface FleetClass {
   key: string;
   hardwareClass: HardwareClass;

@@ -3,6 +3,7 @@ import type {
   CandidateOutcome,
   OnDeviceResult,
 } from '../../common/rollout.js';
+import { median } from './median.js';
 
 /**
  * Picks a hardware class's variant from what its canaries measured. Pure and deterministic
@@ -47,18 +48,11 @@ export interface Choice {
 }
 
 // Reports are a few canaries per variant: medians resist one noisy device.
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
 function medianOrNull(values: (number | null)[]): number | null {
-  const present = values.filter((v): v is number => v !== null);
-  return present.length ? median(present) : null;
+  return median(values.filter((v): v is number => v !== null));
 }
 
-export function summarizeReports(reports: BenchmarkReportSignal[]): OnDeviceResult | null {
+function summarizeReports(reports: BenchmarkReportSignal[]): OnDeviceResult | null {
   if (reports.length === 0) return null;
   const ok = reports.filter((r) => !r.error);
   const errors = Object.fromEntries(
@@ -66,10 +60,10 @@ export function summarizeReports(reports: BenchmarkReportSignal[]): OnDeviceResu
   );
   return {
     devices: ok.length,
-    p50Ms: ok.length ? median(ok.map((r) => r.p50Ms)) : 0,
-    p95Ms: ok.length ? median(ok.map((r) => r.p95Ms)) : 0,
-    p99Ms: ok.length ? median(ok.map((r) => r.p99Ms)) : 0,
-    cv: ok.length ? median(ok.map((r) => r.cv)) : 0,
+    p50Ms: median(ok.map((r) => r.p50Ms)) ?? 0,
+    p95Ms: median(ok.map((r) => r.p95Ms)) ?? 0,
+    p99Ms: median(ok.map((r) => r.p99Ms)) ?? 0,
+    cv: median(ok.map((r) => r.cv)) ?? 0,
     accuracy: medianOrNull(ok.map((r) => r.accuracy)),
     agreement: medianOrNull(ok.map((r) => r.agreement)),
     errors,

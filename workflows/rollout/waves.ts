@@ -1,3 +1,5 @@
+import { median } from './median.js';
+
 /**
  * Wave planning and judgement for one hardware class. Pure and deterministic (workflow code).
  */
@@ -42,13 +44,6 @@ export interface WaveJudgement {
   reason: string;
 }
 
-export function medianOf(values: number[]): number | null {
-  if (values.length === 0) return null;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
 /**
  * A wave fails when the share of its responsive devices that failed (health check, refusal,
  * crash loop) is above maxFailedShare, or when its median serving p95 regressed against the
@@ -60,7 +55,7 @@ export function judgeWave(input: WaveJudgementInput): WaveJudgement {
   const failed = outcomes.filter((o) => o === 'failed').length;
   const unresponsive = outcomes.filter((o) => o === 'unresponsive').length;
   const responsive = activated + failed;
-  const servingP95Ms = medianOf(
+  const servingP95Ms = median(
     Object.entries(input.servingP95Ms)
       .filter(([device]) => input.outcomes[device] === 'activated')
       .map(([, p95]) => p95),
