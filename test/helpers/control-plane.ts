@@ -21,10 +21,13 @@ import { testNats, testStack } from './stack.js';
 export const ENROLLMENT_TOKEN = 'test-enrollment-token-0123456789';
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 
-/** Deletes the fleet's buckets so each test starts from an empty registry. */
+/**
+ * Deletes the fleet's buckets so each test starts from an empty registry and no rollout history
+ * (earlier rollouts' measurements would change what the planner proposes).
+ */
 export async function resetFleetState(nats: NatsConnection): Promise<void> {
   const kvm = new Kvm(nats);
-  for (const bucket of [KV_BUCKETS.devices, KV_BUCKETS.benchmarks]) {
+  for (const bucket of [KV_BUCKETS.devices, KV_BUCKETS.benchmarks, KV_BUCKETS.rollouts]) {
     await kvm
       .open(bucket)
       .then((kv) => kv.destroy())

@@ -13,11 +13,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { Kvm } from '@nats-io/kv';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { histogramQuantile } from '../../common/latency-histogram.js';
-import { KV_BUCKETS } from '../../common/names.js';
 import {
   rolloutWorkflowId,
   type ClassStatus,
@@ -352,12 +350,8 @@ async function startRollout(
 describe('metrics of the running stack', () => {
   it('pass promtool check metrics, and feed every dashboard query in a real Prometheus', async () => {
     const nats = await testNats('observability');
+    // Also the rollout records of earlier tests (some left running), which would feed the panels.
     await resetFleetState(nats);
-    // Records of earlier tests' rollouts (some left running) would feed the rollout panels.
-    await new Kvm(nats)
-      .open(KV_BUCKETS.rollouts)
-      .then((kv) => kv.destroy())
-      .catch(() => {});
     const runId = `obs-${randomUUID().slice(0, 8)}`;
 
     const cp = await startTestControlPlane(temporalOption());

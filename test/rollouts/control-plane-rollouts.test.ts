@@ -191,12 +191,7 @@ async function closedPort(): Promise<number> {
 
 describe('control plane rollout calls on the real Temporal', () => {
   beforeEach(async () => {
-    const nats = await testNats('reset');
-    await resetFleetState(nats);
-    await new Kvm(nats)
-      .open(KV_BUCKETS.rollouts)
-      .then((kv) => kv.destroy())
-      .catch(() => {});
+    await resetFleetState(await testNats('reset'));
   });
 
   it('starts a rollout, answers live from it, lists it, cancels it, then answers from its record', async () => {
