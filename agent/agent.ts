@@ -1,4 +1,4 @@
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { status } from '@grpc/grpc-js';
 import { EdgeforgeError } from '../common/errors.js';
 import type { HardwareProfile } from '../common/hardware/index.js';
@@ -227,7 +227,9 @@ export class EdgeAgent {
         servingAddress: o.servingAddress,
         downloadStallMs: o.downloadStallMs,
         backoff: o.backoff,
-        deviceThreads: this.#profile.threads,
+        // A simulated device may claim more threads than this host has: running a session with
+        // 32 threads on 2 cores measures oversubscription, not the model.
+        deviceThreads: Math.min(this.#profile.threads, availableParallelism()),
         simulate: device.simulate,
         logger: session.logger,
       });

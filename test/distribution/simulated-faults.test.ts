@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { eventually, startTestAgent } from '../helpers/agents.js';
 import { resetFleetState, startTestControlPlane } from '../helpers/control-plane.js';
@@ -62,8 +63,13 @@ describe('simulated devices on a real agent', () => {
     // 9 of 30 predictions flipped to the next class.
     expect(faultyInt8).toMatchObject({ accuracy: 0.7, top1Agreement: 0.7, threads: 1, error: '' });
     expect(faultyInt8.accuracy).toBeLessThan(faultyFp32.accuracy as number);
-    // threads 0: every thread of the (dump's four-core) board.
-    expect(soundInt8).toMatchObject({ accuracy: 1, top1Agreement: 1, threads: 4, error: '' });
+    // threads 0: every thread of the (dump's four-core) board, as far as this host has them.
+    expect(soundInt8).toMatchObject({
+      accuracy: 1,
+      top1Agreement: 1,
+      threads: Math.min(4, availableParallelism()),
+      error: '',
+    });
 
     await orchestrator.run(faulty.deviceId!, rolloutId, int8);
     await orchestrator.run(sound.deviceId!, rolloutId, int8);
