@@ -5,6 +5,7 @@
  */
 import type {
   CandidateVerdict,
+  ChosenVariant,
   ClassPhase,
   ModelSummary,
   RolloutPhase,
@@ -34,21 +35,8 @@ export interface VariantResult {
   planReasons: string[];
 }
 
-export interface ChosenResult {
-  variant: string;
-  why: string;
-  sizeBytes: number;
-  p50Ms: number;
-  p95Ms: number;
-  p99Ms: number;
-  accuracy: number | null;
-  /** fp32 teacher's on-device p95 / the chosen variant's. */
-  speedupVsTeacher: number | null;
-  /** fp32 student's on-device p95 / the chosen variant's. */
-  speedupVsFp32: number | null;
-  /** fp32 teacher's file size / the chosen variant's. */
-  sizeRatioVsTeacher: number | null;
-}
+/** The chosen variant as the workflow reported it, with its reason as `why` like the others. */
+export type ChosenResult = Omit<ChosenVariant, 'reason' | 'version' | 'sha256'> & { why: string };
 
 export interface ClassResult {
   hardwareClass: string;
@@ -156,20 +144,7 @@ export function rolloutResult(status: RolloutStatus, now?: number): RolloutResul
         devicesDone: c.devicesDone,
         devicesFailed: c.devicesFailed,
         reason: c.reason,
-        chosen: c.chosen
-          ? {
-              variant: c.chosen.variant,
-              why: c.chosen.reason,
-              sizeBytes: c.chosen.sizeBytes,
-              p50Ms: c.chosen.p50Ms,
-              p95Ms: c.chosen.p95Ms,
-              p99Ms: c.chosen.p99Ms,
-              accuracy: c.chosen.accuracy,
-              speedupVsTeacher: c.chosen.speedupVsTeacher,
-              speedupVsFp32: c.chosen.speedupVsFp32,
-              sizeRatioVsTeacher: c.chosen.sizeRatioVsTeacher,
-            }
-          : null,
+        chosen: c.chosen ? chosenResult(c.chosen) : null,
         variants,
         waves: c.waves.map((w) => ({
           index: w.index,
@@ -205,4 +180,19 @@ export function verdictLabel(verdict: CandidateVerdict): string {
     case 'reference':
       return 'reference (teacher)';
   }
+}
+
+function chosenResult(chosen: ChosenVariant): ChosenResult {
+  return {
+    variant: chosen.variant,
+    why: chosen.reason,
+    sizeBytes: chosen.sizeBytes,
+    p50Ms: chosen.p50Ms,
+    p95Ms: chosen.p95Ms,
+    p99Ms: chosen.p99Ms,
+    accuracy: chosen.accuracy,
+    speedupVsTeacher: chosen.speedupVsTeacher,
+    speedupVsFp32: chosen.speedupVsFp32,
+    sizeRatioVsTeacher: chosen.sizeRatioVsTeacher,
+  };
 }

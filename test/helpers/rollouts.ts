@@ -12,7 +12,9 @@ import {
 } from '../../common/rollout.js';
 import { createOrchestratorWorker } from '../../workflows/worker.js';
 import { rolloutWorkflow } from '../../workflows/workflows/index.js';
-import { eventually } from './agents.js';
+import type { EdgeAgent } from '../../agent/index.js';
+import { deviceIdFor } from '../../services/control-plane/index.js';
+import { eventually, startTestAgent, type SimulatedDevice } from './agents.js';
 import type { TestControlPlane } from './control-plane.js';
 import { testNats, testStack, testTemporal, uniqueTaskQueue } from './stack.js';
 
@@ -98,4 +100,26 @@ export async function statusWhen(
     expect(check(status), `rollout phase ${status.phase}: ${status.detail}`).toBe(true);
     return status;
   }, timeoutMs);
+}
+
+/**
+ * Two agents of one class: a healthy canary and a second device that fails the health check of
+ * every model it activates (a simulated fault). Canaries are the first devices of a class by
+ * device id, so the names are picked to make the healthy one sort first.
+ */
+export async function startCanaryAndBrokenAgent(
+  controlPlane: string,
+  device: SimulatedDevice,
+  namePrefix: string,
+): Promise<{ canary: EdgeAgent; broken: EdgeAgent }> {
+  const [canaryName, brokenName] = [`${namePrefix}-a`, `${namePrefix}-b`].sort((a, b) =>
+    deviceIdFor(a).localeCompare(deviceIdFor(b)),
+  );
+  const canary = await startTestAgent(controlPlane, device, { deviceName: canaryName });
+  const broken = await startTestAgent(
+    controlPlane,
+    { ...device, simulate: { accuracyFaults: [{ variants: '*', flipShare: 0.9 }] } },
+    { deviceName: brokenName },
+  );
+  return { canary, broken };
 }

@@ -22,7 +22,6 @@ import {
   type RolloutSpec,
   type RolloutStatus,
 } from '../../common/rollout.js';
-import { deviceIdFor } from '../../services/control-plane/index.js';
 import { freePort, loadToolchain, ManagedProcess, REPO_ROOT } from '../../services/stack/index.js';
 import { eventually, startTestAgent } from '../helpers/agents.js';
 import {
@@ -32,7 +31,12 @@ import {
   startTestControlPlane,
 } from '../helpers/control-plane.js';
 import { infer, servedModel } from '../helpers/distribution.js';
-import { statusWhen, temporalOption, tinySpec } from '../helpers/rollouts.js';
+import {
+  startCanaryAndBrokenAgent,
+  statusWhen,
+  temporalOption,
+  tinySpec,
+} from '../helpers/rollouts.js';
 import { testNats, testStack, testTemporal } from '../helpers/stack.js';
 import {
   asPromQL,
@@ -358,15 +362,7 @@ describe('metrics of the running stack', () => {
     const api = rawClients(cp.address);
     // Two devices of one class, the second (not a canary: canaries are the first by device id)
     // failing the health check of every model it activates; and a device of another class.
-    const [canaryName, brokenName] = [`${runId}-a`, `${runId}-b`].sort((a, b) =>
-      deviceIdFor(a).localeCompare(deviceIdFor(b)),
-    );
-    const canary = await startTestAgent(cp.address, AVX2, { deviceName: canaryName });
-    const broken = await startTestAgent(
-      cp.address,
-      { ...AVX2, simulate: { accuracyFaults: [{ variants: '*', flipShare: 0.9 }] } },
-      { deviceName: brokenName },
-    );
+    const { canary, broken } = await startCanaryAndBrokenAgent(cp.address, AVX2, runId);
     const baking = await startTestAgent(cp.address, VNNI);
     const agents = [canary, broken, baking];
     const [rolledBackClass, bakingClass] = [canary.hardwareClass!, baking.hardwareClass!];

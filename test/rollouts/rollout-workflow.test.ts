@@ -7,7 +7,6 @@ import { Kvm } from '@nats-io/kv';
 import { Worker } from '@temporalio/worker';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { KV_BUCKETS } from '../../common/names.js';
-import { deviceIdFor } from '../../services/control-plane/index.js';
 import {
   classWorkflowId,
   measurementsKey,
@@ -18,7 +17,13 @@ import {
 import { eventually, startTestAgent } from '../helpers/agents.js';
 import { resetFleetState, startTestControlPlane } from '../helpers/control-plane.js';
 import { servedModel } from '../helpers/distribution.js';
-import { startRolloutWorker, statusWhen, temporalOption, tinySpec } from '../helpers/rollouts.js';
+import {
+  startCanaryAndBrokenAgent,
+  startRolloutWorker,
+  statusWhen,
+  temporalOption,
+  tinySpec,
+} from '../helpers/rollouts.js';
 import { testNats, testStack, testTemporal } from '../helpers/stack.js';
 
 const run = promisify(execFile);
@@ -160,16 +165,10 @@ describe('rollout workflow on the real stack', () => {
   it('rolls a failing wave back and stops the class', async () => {
     const cp = await startTestControlPlane(temporalOption());
     const orchestrator = await startRolloutWorker(cp);
-    // Canaries are the first devices of a class by id: name them so that the healthy one is.
-    const [canaryName, brokenName] = [`wave-a-${Date.now()}`, `wave-b-${Date.now()}`].sort((a, b) =>
-      deviceIdFor(a).localeCompare(deviceIdFor(b)),
-    );
-    const canary = await startTestAgent(cp.address, AVX2, { deviceName: canaryName });
-    // Same class, but every model it activates fails its holdout health check.
-    const broken = await startTestAgent(
+    const { canary, broken } = await startCanaryAndBrokenAgent(
       cp.address,
-      { ...AVX2, simulate: { accuracyFaults: [{ variants: '*', flipShare: 0.9 }] } },
-      { deviceName: brokenName },
+      AVX2,
+      `wave-${Date.now()}`,
     );
     expect(broken.hardwareClass).toBe(canary.hardwareClass);
     const status = await (await orchestrator.start(tinySpec(`wave-${Date.now()}`))).result();
