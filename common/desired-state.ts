@@ -37,4 +37,11 @@ export interface BenchmarkSettings {
   minSeconds: number;
   /** Intra-op threads for the session; 0 means ONNX Runtime's default. */
   threads: number;
+  /**
+   * The candidates are measured in this many interleaved rounds (each round times every
+   * candidate once, in a rotated order), so background load that comes and goes hits all of them
+   * alike; warmupRuns apply per round, minRuns and minSeconds are totals. Absent: 1 (desired
+   * states written before rounds existed).
+   */
+  rounds?: number;
 }

@@ -89,7 +89,7 @@ describe('parseRolloutSpec: what it accepts', () => {
       maxCandidates: 2,
       canaries: 3,
       waves: { percents: [5, 25, 100], bakeSeconds: 30, maxFailedShare: 0, maxP95Regression: 1.5 },
-      benchmark: { warmupRuns: 0, minRuns: 20, minSeconds: 0.5, threads: 2 },
+      benchmark: { warmupRuns: 0, minRuns: 20, minSeconds: 0.5, threads: 2, rounds: 4 },
       reportTimeoutSeconds: 90,
       hardwareClasses: ['x86_64-vnni-nofp16-cpu-8g'],
       manifestTtlHours: 1,

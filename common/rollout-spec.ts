@@ -221,6 +221,7 @@ const BenchmarkSchema = z.strictObject({
   minRuns: int(1, 'of at least 1').default(B.minRuns),
   minSeconds: z.number().min(0, 'must be 0 or more').default(B.minSeconds),
   threads: int(0, "0 or more (0: ONNX Runtime's default)").default(B.threads),
+  rounds: int(1, 'of at least 1').max(20, 'must be at most 20').default(B.rounds),
 });
 
 const unique = <T>(items: T[]) => new Set(items).size === items.length;

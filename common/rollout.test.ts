@@ -4,7 +4,7 @@ import { benchmarkSignal, classWorkflowId, measurementsKey, rolloutWorkflowId } 
 const report = {
   variant: 'int8_static_minmax',
   modelSha256: 'a'.repeat(64),
-  latency: { p50Ms: 1, p95Ms: 2, p99Ms: 3, cv: 0.04, runs: 100 },
+  latency: { p50Ms: 1, p95Ms: 2, p99Ms: 3, cv: 0.04, runs: 100, roundP95Ms: [1.9, 2, 2.2] },
   accuracy: 0.91,
   top1Agreement: 0.99,
   error: '',
@@ -21,6 +21,7 @@ describe('benchmarkSignal', () => {
       p99Ms: 3,
       cv: 0.04,
       runs: 100,
+      roundP95Ms: [1.9, 2, 2.2],
       accuracy: 0.91,
       agreement: 0.99,
       error: null,

@@ -79,7 +79,7 @@ export const ROLLOUT_DEFAULTS = {
   maxCandidates: 4,
   canaries: 1,
   waves: { percents: [10, 50, 100], bakeSeconds: 60, maxFailedShare: 0.2, maxP95Regression: 0.25 },
-  benchmark: { warmupRuns: 10, minRuns: 100, minSeconds: 1, threads: 0 },
+  benchmark: { warmupRuns: 10, minRuns: 100, minSeconds: 1, threads: 0, rounds: 3 },
   reportTimeoutSeconds: 600,
   manifestTtlHours: 24 * 30,
 } satisfies Partial<RolloutSpec>;
@@ -126,6 +126,13 @@ export interface OnDeviceResult {
   p95Ms: number;
   p99Ms: number;
   cv: number;
+  /**
+   * How far apart repeated measurements of this p95 fell: half the range of a device's round
+   * p95s, the median over the devices; 0 when measured in one round.
+   */
+  p95NoiseMs: number;
+  /** The p95 of each benchmark round (the median over the devices, round by round). */
+  roundP95Ms: number[];
   /** On the holdout bundle; null when the model shipped none. */
   accuracy: number | null;
   /** Top-1 agreement with the fp32 student on the holdout. */
@@ -246,6 +253,11 @@ export interface BenchmarkReportSignal {
   p99Ms: number;
   cv: number;
   runs: number;
+  /**
+   * The p95 of each interleaved benchmark round. Absent in reports from before rounds existed
+   * (and in their recorded histories): the noise is then unknown and taken as 0.
+   */
+  roundP95Ms?: number[];
   /** Holdout accuracy; null when the model shipped no holdout. */
   accuracy: number | null;
   agreement: number | null;
@@ -257,7 +269,16 @@ export interface BenchmarkReportSignal {
 export interface BenchmarkReportFields {
   variant: string;
   modelSha256: string;
-  latency?: { p50Ms: number; p95Ms: number; p99Ms: number; cv: number; runs: number } | undefined;
+  latency?:
+    | {
+        p50Ms: number;
+        p95Ms: number;
+        p99Ms: number;
+        cv: number;
+        runs: number;
+        roundP95Ms?: number[];
+      }
+    | undefined;
   accuracy: number;
   top1Agreement: number;
   error: string;
@@ -278,6 +299,7 @@ export function benchmarkSignal(deviceId: string, r: BenchmarkReportFields): Ben
     p99Ms: r.latency?.p99Ms ?? 0,
     cv: r.latency?.cv ?? 0,
     runs: r.latency?.runs ?? 0,
+    roundP95Ms: r.latency?.roundP95Ms ?? [],
     accuracy: failed ? null : r.accuracy,
     agreement: failed ? null : r.top1Agreement,
     error: r.error || null,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { percentile, summarizeLatencies } from './latency-stats.js';
+import { percentile, summarizeLatencies, summarizeRounds } from './latency-stats.js';
 
 describe('percentile', () => {
   const hundred = Array.from({ length: 100 }, (_, i) => i + 1); // 1..100
@@ -19,6 +19,25 @@ describe('percentile', () => {
   });
 });
 
+describe('summarizeRounds', () => {
+  it('takes the median of the rounds, so one disturbed round does not move the percentiles', () => {
+    const steady = Array.from({ length: 20 }, (_, i) => 1 + i / 100);
+    const disturbed = steady.map((v) => v * 5);
+    const summary = summarizeRounds([steady, disturbed, steady.map((v) => v + 0.01)]);
+    expect(summary.p95Ms).toBeCloseTo(1.19);
+    const [first, second, third] = summary.roundP95Ms;
+    expect([first, second, third].map((v) => v!.toFixed(2))).toEqual(['1.18', '5.90', '1.19']);
+    // Mean, cv and the run count are over every run: the disturbance is not hidden.
+    expect(summary.runs).toBe(60);
+    expect(summary.meanMs).toBeGreaterThan(2);
+  });
+
+  it('is summarizeLatencies for one round', () => {
+    const runs = [4, 2, 8, 6, 10];
+    expect(summarizeRounds([runs])).toEqual(summarizeLatencies(runs));
+  });
+});
+
 describe('summarizeLatencies', () => {
   it('summarizes unsorted runs', () => {
     const runs = [4, 2, 8, 6, 10, 1, 3, 5, 7, 9];
@@ -30,6 +49,7 @@ describe('summarizeLatencies', () => {
       meanMs: 5.5,
       cv: Math.sqrt(8.25) / 5.5,
       runs: 10,
+      roundP95Ms: [10],
     });
   });
 

@@ -1,3 +1,5 @@
+import { median } from '../../common/median.js';
+
 /** Latency of the timed runs, as ReportBenchmark's LatencyStats carries it. */
 export interface LatencySummary {
   p50Ms: number;
@@ -8,6 +10,8 @@ export interface LatencySummary {
   /** Coefficient of variation: standard deviation / mean; how steady the runs were. */
   cv: number;
   runs: number;
+  /** The p95 of each round, in round order (one entry for a single round). */
+  roundP95Ms: number[];
 }
 
 /**
@@ -37,5 +41,29 @@ export function summarizeLatencies(latenciesMs: readonly number[]): LatencySumma
     meanMs,
     cv: meanMs > 0 ? Math.sqrt(variance) / meanMs : 0,
     runs,
+    roundP95Ms: [percentile(sorted, 95)],
+  };
+}
+
+/**
+ * Combines the runs of several rounds of one model. The percentiles are the medians of the
+ * rounds' percentiles, so one round that a burst of background load hit does not move them; mean
+ * and coefficient of variation are over all runs; roundP95Ms keeps each round's p95, whose spread
+ * says how far two models' p95s must differ to be a real difference.
+ */
+export function summarizeRounds(rounds: readonly (readonly number[])[]): LatencySummary {
+  if (rounds.length === 0) throw new RangeError('no rounds to summarize');
+  const perRound = rounds.map((r) => summarizeLatencies(r));
+  const pooled = summarizeLatencies(rounds.flat());
+  const medianOf = (pick: (s: LatencySummary) => number) => median(perRound.map(pick))!;
+  return {
+    p50Ms: medianOf((s) => s.p50Ms),
+    p90Ms: medianOf((s) => s.p90Ms),
+    p95Ms: medianOf((s) => s.p95Ms),
+    p99Ms: medianOf((s) => s.p99Ms),
+    meanMs: pooled.meanMs,
+    cv: pooled.cv,
+    runs: pooled.runs,
+    roundP95Ms: perRound.map((s) => s.p95Ms),
   };
 }

@@ -6,7 +6,7 @@ import { testManifest } from '../../test/helpers/manifests.js';
 import { npzBytes } from '../../test/helpers/npz.js';
 import { hotFeatureClassifier, matchingHoldout } from '../../test/helpers/onnx-models.js';
 import { loadHoldout } from '../holdout/holdout.js';
-import { runBenchmark } from './run-benchmark.js';
+import { benchmarkInRounds, runBenchmark } from './run-benchmark.js';
 
 describe('runBenchmark', () => {
   let dir: string;
@@ -109,5 +109,54 @@ describe('runBenchmark', () => {
         signal: abort.signal,
       }),
     ).rejects.toThrow(/superseded/);
+  });
+
+  it('interleaves rounds across the models, rotating the order, and splits the runs among them', async () => {
+    const other = join(dir, 'other.onnx');
+    await writeFile(other, model);
+    const order: string[] = [];
+    let inside = 0;
+    const results = await benchmarkInRounds(
+      [
+        { modelFile: join(dir, 'model.onnx'), manifest, holdout: null },
+        { modelFile: other, manifest, holdout: null },
+      ],
+      {
+        settings: { ...settings, minRuns: 30, minSeconds: 0, rounds: 3 },
+        deviceThreads: 1,
+        exclusive: async (measure) => {
+          // Rounds never overlap: the wrapper (the shared-host lock) sees one at a time.
+          expect(inside).toBe(0);
+          inside++;
+          try {
+            return await measure();
+          } finally {
+            inside--;
+          }
+        },
+        onRound: (target, round) => order.push(`${round}:${target}`),
+      },
+    );
+    expect(order).toEqual(['1:0', '1:1', '2:1', '2:0', '3:0', '3:1']);
+    for (const result of results) {
+      if (result instanceof Error) throw result;
+      expect(result.latency.roundP95Ms).toHaveLength(3);
+      expect(result.latency.runs).toBeGreaterThanOrEqual(30);
+      expect(result.latency.runs).toBeLessThan(60);
+    }
+  });
+
+  it('gives a model that cannot be loaded its error and measures the others', async () => {
+    const broken = join(dir, 'broken.onnx');
+    await writeFile(broken, Buffer.from('not an onnx model'));
+    const [bad, good] = await benchmarkInRounds(
+      [
+        { modelFile: broken, manifest, holdout: null },
+        { modelFile: join(dir, 'model.onnx'), manifest, holdout: null },
+      ],
+      { settings: { ...settings, rounds: 2 }, deviceThreads: 1 },
+    );
+    expect(bad).toBeInstanceOf(Error);
+    expect(good).not.toBeInstanceOf(Error);
   });
 });

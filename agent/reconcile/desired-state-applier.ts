@@ -13,11 +13,15 @@ import {
   type ReportBenchmarkRequest,
 } from '../../proto/gen/edgeforge/v1/fleet.pb.js';
 import { describeModel, type Activator } from '../activation/activator.js';
-import { runBenchmark, type BenchmarkResult } from '../benchmark/run-benchmark.js';
+import {
+  benchmarkInRounds,
+  type BenchmarkResult,
+  type BenchmarkTarget,
+} from '../benchmark/run-benchmark.js';
 import type { ModelFetcher } from '../download/model-fetcher.js';
 import type { Reporter } from '../fleet/reporter.js';
 import type { DeviceActivity } from '../heartbeat/device-activity.js';
-import { loadHoldout } from '../holdout/holdout.js';
+import { loadHoldout, type Holdout } from '../holdout/holdout.js';
 import type { DeviceIdentity } from '../identity/identity-store.js';
 import type { AgentMetrics } from '../metrics.js';
 import { firstIssue, SignedManifestSchema } from '../models/manifest-schema.js';
@@ -61,10 +65,7 @@ export class DesiredStateApplier {
       await this.#run(desired, signal);
       return;
     }
-    for (const candidate of desired.candidates) {
-      signal.throwIfAborted();
-      await this.#benchmark(desired, candidate, signal);
-    }
+    await this.#benchmark(desired, signal);
   }
 
   /** A desired state that could not even be parsed. */
@@ -83,69 +84,89 @@ export class DesiredStateApplier {
     });
   }
 
-  async #benchmark(
-    desired: BenchmarkCandidates,
-    signed: SignedManifest,
-    signal: AbortSignal,
-  ): Promise<void> {
+  /**
+   * Verifies and downloads every candidate (a refused one is reported at once), then measures the
+   * rest in interleaved rounds (benchmark/run-benchmark.ts) and reports each.
+   */
+  async #benchmark(desired: BenchmarkCandidates, signal: AbortSignal): Promise<void> {
     const { reporter, activity, store, metrics } = this.#o;
-    const log = this.#logFor(desired.rolloutId, signed);
-    const failed = async (error: string) => {
+    const failed = async (signed: SignedManifest, error: string) => {
       metrics.modelEvents.inc({ event: 'benchmark_failed' });
       await reporter.benchmark(failedBenchmark(desired.rolloutId, signed, error));
     };
-    let manifest: ModelManifest;
-    try {
-      manifest = await this.#verify(signed);
-      await this.#download(manifest, desired.rolloutId, signal, log);
-    } catch (err) {
-      if (!(err instanceof ManifestRefusedError)) throw err;
-      await this.#refused(desired.rolloutId, signed, err, log);
-      await failed(err.message);
-      return;
-    }
-    const flipShare = flipShareFor(this.#o.simulate, manifest.variant);
-    // A simulated fault marks every log line about the benchmark, so its accuracy is not taken
-    // for a real measurement.
-    const simulated = flipShare > 0 ? { simulatedFault: { flipShare } } : {};
-    let result: BenchmarkResult;
-    try {
-      log.info({ settings: desired.settings, ...simulated }, 'benchmarking');
-      result = await activity.during(DeviceState.DEVICE_STATE_BENCHMARKING, async () => {
-        const holdoutFile = store.holdoutFile(manifest);
-        const holdout = holdoutFile ? await loadHoldout(holdoutFile) : null;
-        const benchmark = () =>
-          runBenchmark({
-            modelFile: store.modelFile(manifest),
-            manifest,
-            holdout,
-            settings: desired.settings,
-            deviceThreads: this.#o.deviceThreads,
-            flipShare,
-            signal,
-          });
-        const lock = this.#o.simulate?.sharedHostLock;
-        return lock ? withHostLock(lock, benchmark, signal) : benchmark();
+    const ready: (BenchmarkTarget & { signed: SignedManifest; log: Logger })[] = [];
+    for (const signed of desired.candidates) {
+      signal.throwIfAborted();
+      const log = this.#logFor(desired.rolloutId, signed);
+      let manifest: ModelManifest;
+      try {
+        manifest = await this.#verify(signed);
+        await this.#download(manifest, desired.rolloutId, signal, log);
+      } catch (err) {
+        if (!(err instanceof ManifestRefusedError)) throw err;
+        await this.#refused(desired.rolloutId, signed, err, log);
+        await failed(signed, err.message);
+        continue;
+      }
+      const holdoutFile = store.holdoutFile(manifest);
+      let holdout: Holdout | null;
+      try {
+        holdout = holdoutFile ? await loadHoldout(holdoutFile) : null;
+      } catch (err) {
+        log.error({ error: (err as Error).message }, 'the benchmark failed');
+        await failed(signed, `the holdout bundle cannot be read: ${(err as Error).message}`);
+        continue;
+      }
+      const flipShare = flipShareFor(this.#o.simulate, manifest.variant);
+      ready.push({
+        signed,
+        // A simulated fault marks every log line about the benchmark, so its accuracy is not
+        // taken for a real measurement.
+        log: flipShare > 0 ? log.child({ simulatedFault: { flipShare } }) : log,
+        modelFile: store.modelFile(manifest),
+        manifest,
+        holdout,
+        flipShare,
       });
-    } catch (err) {
-      if (signal.aborted) throw err;
-      log.error({ error: (err as Error).message }, 'the benchmark failed');
-      await failed((err as Error).message);
-      return;
     }
-    log.info(
-      {
-        p50Ms: result.latency.p50Ms,
-        p99Ms: result.latency.p99Ms,
-        runs: result.latency.runs,
-        threads: result.threads,
-        accuracy: result.holdout?.accuracy,
-        ...simulated,
-      },
-      'benchmarked',
+    if (ready.length === 0) return;
+
+    const lock = this.#o.simulate?.sharedHostLock;
+    this.#o.logger.info(
+      { rolloutId: desired.rolloutId, candidates: ready.length, settings: desired.settings },
+      'benchmarking',
     );
-    metrics.modelEvents.inc({ event: 'benchmarked' });
-    await reporter.benchmark(benchmarkReport(desired.rolloutId, manifest, result));
+    const results = await activity.during(DeviceState.DEVICE_STATE_BENCHMARKING, () =>
+      benchmarkInRounds(ready, {
+        settings: desired.settings,
+        deviceThreads: this.#o.deviceThreads,
+        signal,
+        exclusive: lock ? (measure) => withHostLock(lock, measure, signal) : undefined,
+        onRound: (i, round, rounds) =>
+          ready[i]!.log.debug({ round, rounds }, 'benchmark round done'),
+      }),
+    );
+    for (const [i, result] of results.entries()) {
+      const { signed, manifest, log } = ready[i]!;
+      if (result instanceof Error) {
+        log.error({ error: result.message }, 'the benchmark failed');
+        await failed(signed, result.message);
+        continue;
+      }
+      log.info(
+        {
+          p50Ms: result.latency.p50Ms,
+          p95Ms: result.latency.p95Ms,
+          roundP95Ms: result.latency.roundP95Ms,
+          runs: result.latency.runs,
+          threads: result.threads,
+          accuracy: result.holdout?.accuracy,
+        },
+        'benchmarked',
+      );
+      metrics.modelEvents.inc({ event: 'benchmarked' });
+      await reporter.benchmark(benchmarkReport(desired.rolloutId, manifest, result));
+    }
   }
 
   async #run(desired: RunModel, signal: AbortSignal): Promise<void> {

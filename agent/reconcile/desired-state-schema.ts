@@ -10,6 +10,7 @@ const BenchmarkSettingsSchema = z.object({
   minRuns: z.number().int().positive(),
   minSeconds: z.number().nonnegative(),
   threads: z.number().int().nonnegative(),
+  rounds: z.number().int().min(1).max(20).optional(),
 });
 
 // Manifests stay unknown here: each is checked when it is applied, so one malformed candidate

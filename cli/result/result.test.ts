@@ -24,6 +24,8 @@ const onDevice = (p95Ms: number, accuracy: number | null, devices = 1) => ({
   p95Ms,
   p99Ms: p95Ms * 1.2,
   cv: 0.05,
+  p95NoiseMs: 0,
+  roundP95Ms: [p95Ms],
   accuracy,
   agreement: accuracy,
   errors: {},

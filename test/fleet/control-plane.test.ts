@@ -316,7 +316,7 @@ describe('control plane', () => {
       variant: 'int8-static',
       modelSha256: 'a'.repeat(64),
       sessionLoadMs: 12,
-      latency: { p50Ms: 1, p90Ms: 2, p95Ms: 2.5, p99Ms: 3, meanMs: 1.2, cv: 0.1, runs: 100 },
+      latency: { p50Ms: 1, p90Ms: 2, p95Ms: 2.5, p99Ms: 3, meanMs: 1.2, cv: 0.1, runs: 100, roundP95Ms: [2.4, 2.5, 2.6] },
       throughputPerSecond: 800,
       memoryGrowthBytes: 0,
       accuracy: 0.91,

@@ -140,8 +140,9 @@ describe('planVariants: measurements override the rules', () => {
       model: cnn,
       measurements: [m('fp32', 3), m('int8_static_reduce_range', 5)],
     });
-    const reduce = plan.candidates.find((c) => c.variant === 'int8_static_reduce_range');
-    expect(plan.candidates[0]?.variant).not.toBe('int8_static_reduce_range');
+    // Ranked last, so the other static calibrations push it out of the shortlist.
+    const reduce = plan.excluded.find((c) => c.variant === 'int8_static_reduce_range');
+    expect(plan.candidates.map((c) => c.variant)).not.toContain('int8_static_reduce_range');
     expect(reduce?.reasons[0] ?? '').toMatch(/measured slower than fp32 \(3.00 ms\)/);
   });
 
@@ -154,6 +155,24 @@ describe('planVariants: measurements override the rules', () => {
     expect(plan.candidates.map((c) => c.variant)).not.toContain('int8_static_reduce_range');
     expect(plan.excluded.find((e) => e.variant === 'int8_static_reduce_range')?.reasons[0]).toMatch(
       /missed the accuracy budget.*r-7.*-4.0 points/,
+    );
+  });
+
+  it('fills the shortlist with the other static int8 calibrations before a graph the rules expect to be slow', () => {
+    const plan = planVariants({
+      hardwareClass: classOf('intel-xeon-gold-6242-cascade-lake'),
+      model: cnn,
+      measurements: [],
+    });
+    expect(plan.candidates.map((c) => c.variant)).toEqual([
+      'int8_static_minmax',
+      'int8_static_entropy',
+      'int8_static_percentile',
+      'int8_static_reduce_range',
+      'fp32',
+    ]);
+    expect(plan.excluded.find((e) => e.variant === 'int8_dynamic')?.reasons.at(-1)).toMatch(
+      /ranked below the 4 candidates/,
     );
   });
 

@@ -52,6 +52,13 @@ const DEFAULT_MAX_CANDIDATES = 4;
 /** Below this much memory, size matters more than the last bit of speed. */
 const SMALL_MEMORY_TIERS = new Set(['256m', '512m', '1g']);
 
+const STATIC_CALIBRATIONS: readonly VariantName[] = [
+  'int8_static_minmax',
+  'int8_static_entropy',
+  'int8_static_percentile',
+  'int8_static_reduce_range',
+];
+
 interface Scored extends Candidate {
   score: number;
 }
@@ -138,6 +145,20 @@ function priors(
     case 'none':
       add('fp32', 30, 'unknown int8 path: keep fp32 in the running');
       break;
+  }
+
+  if (cls.int8Path !== 'none') {
+    // The static calibrations are one QDQ graph with other scales: as fast as the one ranked
+    // above, and one of them may keep more accuracy. Worth a benchmark before a different graph.
+    for (const calibration of STATIC_CALIBRATIONS) {
+      if (!scored.some((s) => s.variant === calibration)) {
+        add(
+          calibration,
+          20,
+          'another calibration of the same static int8 graph: same speed, accuracy may differ',
+        );
+      }
+    }
   }
 
   if (matmuls > 0 && matmuls >= convs) {

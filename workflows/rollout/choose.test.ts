@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { BenchmarkReportSignal } from '../../common/rollout.js';
-import { chooseVariant, type CandidateInput } from './choose.js';
+import { chooseVariant, MAX_TIE_SHARE, type CandidateInput } from './choose.js';
 
 const candidate = (
   variant: string,
@@ -23,6 +23,7 @@ const report = (
   p95Ms: number,
   accuracy: number | null = 0.9,
   error: string | null = null,
+  roundP95Ms: number[] = [p95Ms],
 ): BenchmarkReportSignal => ({
   deviceId,
   variant,
@@ -32,10 +33,15 @@ const report = (
   p99Ms: p95Ms * 1.2,
   cv: 0.05,
   runs: 100,
+  roundP95Ms,
   accuracy,
   agreement: accuracy,
   error,
 });
+
+/** A report measured in three rounds that fell ± `noise` around its p95. */
+const noisy = (variant: string, p95Ms: number, noise: number, accuracy = 0.9) =>
+  report('c1', variant, p95Ms, accuracy, null, [p95Ms - noise, p95Ms, p95Ms + noise]);
 
 const base = { accuracyBudget: 0.01, latencySloMs: null, centralFp32HoldoutAccuracy: 0.9 };
 const candidates = [
@@ -145,6 +151,89 @@ describe('chooseVariant', () => {
       ],
     });
     expect(choice.winner).toBe('int8_static_minmax');
-    expect(choice.outcomes[1]!.reason).toMatch(/as fast as int8_static_minmax .* but larger/);
+    expect(choice.outcomes[1]!.reason).toMatch(/a tie with int8_static_minmax .*2\.0× smaller/);
+  });
+
+  it('takes a clearly smaller model whose p95 is within the measurement noise of the fastest', () => {
+    const choice = chooseVariant({
+      ...base,
+      candidates,
+      // fp32 measured 2% faster, but its rounds scattered ±4%: no real difference.
+      reports: [
+        noisy('int8_static_minmax', 1.02, 0.04),
+        noisy('fp16', 2, 0.04),
+        noisy('fp32', 1, 0.04),
+      ],
+    });
+    expect(choice.winner).toBe('int8_static_minmax');
+    expect(choice.outcomes[0]!.onDevice!.p95NoiseMs).toBeCloseTo(0.04);
+    expect(choice.reason).toMatch(
+      /p95 1\.02 ms ties the fastest, fp32 \(1\.00 ms\), within the measurement noise, and it is 4\.0× smaller/,
+    );
+    expect(choice.outcomes[2]).toMatchObject({ verdict: 'slower' });
+    expect(choice.outcomes[2]!.reason).toMatch(/a tie with int8_static_minmax/);
+  });
+
+  it('keeps the faster model when the difference is larger than the noise', () => {
+    const choice = chooseVariant({
+      ...base,
+      candidates,
+      reports: [
+        noisy('int8_static_minmax', 1.02, 0.005),
+        noisy('fp16', 2, 0.005),
+        noisy('fp32', 1, 0.005),
+      ],
+    });
+    expect(choice.winner).toBe('fp32');
+  });
+
+  it('never gives up more than MAX_TIE_SHARE of the fastest p95 to a tie, however noisy', () => {
+    const slower = 1 + MAX_TIE_SHARE + 0.01;
+    const choice = chooseVariant({
+      ...base,
+      candidates,
+      reports: [
+        noisy('int8_static_minmax', slower, 0.5),
+        noisy('fp16', 2, 0.5),
+        noisy('fp32', 1, 0.5),
+      ],
+    });
+    expect(choice.winner).toBe('fp32');
+  });
+
+  it('breaks a tie between int8 calibrations of one size by the on-device accuracy', () => {
+    const calibrations = [
+      candidate('int8_static_minmax', 100),
+      candidate('int8_static_entropy', 101),
+      candidate('fp32', 400),
+    ];
+    const choice = chooseVariant({
+      ...base,
+      candidates: calibrations,
+      reports: [
+        noisy('int8_static_minmax', 1, 0.05, 0.895),
+        noisy('int8_static_entropy', 1.01, 0.05, 0.9),
+        noisy('fp32', 2, 0.05),
+      ],
+    });
+    expect(choice.winner).toBe('int8_static_entropy');
+    expect(choice.reason).toMatch(
+      /more accurate on the device \(90\.0 points against 89\.5 points\)/,
+    );
+  });
+
+  it('compares strictly when the reports carry no rounds (reports from before rounds existed)', () => {
+    const legacy = (variant: string, p95Ms: number) => {
+      const r = report('c1', variant, p95Ms);
+      delete r.roundP95Ms;
+      return r;
+    };
+    const choice = chooseVariant({
+      ...base,
+      candidates,
+      reports: [legacy('int8_static_minmax', 1.01), legacy('fp16', 2), legacy('fp32', 1)],
+    });
+    expect(choice.winner).toBe('fp32');
+    expect(choice.outcomes[0]!.onDevice!.p95NoiseMs).toBe(0);
   });
 });

@@ -3,15 +3,25 @@ import type {
   CandidateOutcome,
   OnDeviceResult,
 } from '../../common/rollout.js';
-import { median } from './median.js';
+import { median } from '../../common/median.js';
 
 /**
  * Picks a hardware class's variant from what its canaries measured. Pure and deterministic
  * (workflow code). The winner met the accuracy budget ON THE DEVICE and the latency SLO, with the
- * lowest p95 (then the smallest file); a variant that failed any gate is never chosen.
+ * lowest p95; a variant that failed any gate is never chosen.
+ *
+ * Two p95s closer than the measurement's own noise (how far the benchmark rounds of one variant
+ * fell apart) are a tie, not a ranking: among the variants tied with the fastest, the clearly
+ * smaller file wins (less to download, less memory), then the higher on-device accuracy (int8
+ * calibrations share one graph and differ in exactly that), then the lower p95. A tie never
+ * gives up more than MAX_TIE_SHARE of the fastest p95.
  */
 
 export const FP32 = 'fp32';
+/** The most p95 a tie may give up for a smaller or more accurate model: 3% of the fastest. */
+export const MAX_TIE_SHARE = 0.03;
+/** Files within 10% of the smallest tied one count as the same size. */
+const SAME_SIZE = 1.1;
 
 export interface CandidateInput {
   variant: string;
@@ -52,6 +62,19 @@ function medianOrNull(values: (number | null)[]): number | null {
   return median(values.filter((v): v is number => v !== null));
 }
 
+/** Half the range of one device's round p95s: how far repeated measurements fell apart. */
+function roundSpread(report: BenchmarkReportSignal): number {
+  const rounds = report.roundP95Ms ?? [];
+  return rounds.length < 2 ? 0 : (Math.max(...rounds) - Math.min(...rounds)) / 2;
+}
+
+/** Round i's p95: the median of the devices' round-i p95s. */
+function roundByRound(reports: BenchmarkReportSignal[]): number[] {
+  const rounds = Math.min(...reports.map((r) => r.roundP95Ms?.length ?? 0));
+  if (!Number.isFinite(rounds)) return [];
+  return Array.from({ length: rounds }, (_, i) => median(reports.map((r) => r.roundP95Ms![i]!))!);
+}
+
 function summarizeReports(reports: BenchmarkReportSignal[]): OnDeviceResult | null {
   if (reports.length === 0) return null;
   const ok = reports.filter((r) => !r.error);
@@ -64,6 +87,8 @@ function summarizeReports(reports: BenchmarkReportSignal[]): OnDeviceResult | nu
     p95Ms: median(ok.map((r) => r.p95Ms)) ?? 0,
     p99Ms: median(ok.map((r) => r.p99Ms)) ?? 0,
     cv: median(ok.map((r) => r.cv)) ?? 0,
+    p95NoiseMs: median(ok.map(roundSpread)) ?? 0,
+    roundP95Ms: roundByRound(ok),
     accuracy: medianOrNull(ok.map((r) => r.accuracy)),
     agreement: medianOrNull(ok.map((r) => r.agreement)),
     errors,
@@ -85,7 +110,7 @@ export function chooseVariant(input: ChoiceInput): Choice {
   const accuracyBase = fp32OnDevice ?? input.centralFp32HoldoutAccuracy;
   const baseName = fp32OnDevice !== null ? 'the fp32 student on the device' : 'the fp32 student';
 
-  const qualified: { variant: string; p95: number; size: number }[] = [];
+  const qualified: QualifiedVariant[] = [];
   const outcomes: CandidateOutcome[] = input.candidates.map((c) => {
     const onDevice = summaries.get(c.variant) ?? null;
     const outcome = (verdict: CandidateOutcome['verdict'], reason: string): CandidateOutcome => ({
@@ -136,13 +161,14 @@ export function chooseVariant(input: ChoiceInput): Choice {
     qualified.push({
       variant: c.variant,
       p95: onDevice.p95Ms,
+      noise: onDevice.p95NoiseMs,
       size: c.central.sizeBytes ?? Infinity,
+      accuracy: onDevice.accuracy,
     });
     return outcome('slower', '');
   });
 
-  qualified.sort((a, b) => a.p95 - b.p95 || a.size - b.size || a.variant.localeCompare(b.variant));
-  const [best, runnerUp] = qualified;
+  const { best, fastest, tied } = pickAmongQualified(qualified);
   for (const o of outcomes) {
     if (o.verdict !== 'slower') continue;
     if (o.variant === best?.variant) {
@@ -150,10 +176,12 @@ export function chooseVariant(input: ChoiceInput): Choice {
       continue;
     }
     const p95 = o.onDevice!.p95Ms;
-    o.reason =
-      p95 === best!.p95
-        ? `as fast as ${best!.variant} (p95 ${ms(p95)}) but larger`
-        : `p95 ${ms(p95)}, slower than ${best!.variant} (${ms(best!.p95)})`;
+    o.reason = tied.some((t) => t.variant === o.variant)
+      ? `p95 ${ms(p95)}, a tie with ${best!.variant} (${ms(best!.p95)}) within the measurement noise; ${best!.variant} is ${tieBreak(
+          best!,
+          qualified.find((q) => q.variant === o.variant)!,
+        )}`
+      : `p95 ${ms(p95)}, slower than ${best!.variant} (${ms(best!.p95)})`;
   }
   if (!best) {
     return {
@@ -182,9 +210,69 @@ export function chooseVariant(input: ChoiceInput): Choice {
     ? `fell back to the fp32 student (p95 ${ms(best.p95)}): no quantized variant passed the gates (` +
       quantizedTried.map((o) => `${o.variant}: ${o.reason}`).join('; ') +
       `); ${gates}`
-    : `lowest on-device p95 of the qualifying variants: ${ms(best.p95)}` +
-      (runnerUp ? ` against ${ms(runnerUp.p95)} for ${runnerUp.variant}` : '') +
-      `; ${gates}`;
+    : (best === fastest
+        ? `lowest on-device p95 of the qualifying variants: ${ms(best.p95)}` +
+          (runnerUp(qualified, best) ?? '')
+        : `p95 ${ms(best.p95)} ties the fastest, ${fastest!.variant} (${ms(fastest!.p95)}), ` +
+          `within the measurement noise, and it is ${tieBreak(best, fastest!)}`) + `; ${gates}`;
   won.reason = reason;
   return { outcomes, winner: best.variant, reason, fellBack };
+}
+
+export interface QualifiedVariant {
+  variant: string;
+  p95: number;
+  /** Half the spread of its round p95s (OnDeviceResult.p95NoiseMs). */
+  noise: number;
+  size: number;
+  accuracy: number | null;
+}
+
+/**
+ * The fastest, the variants tied with it, and the one of those that wins (see the top). Exported
+ * for the planner benchmark, which replays the choice on other shortlists.
+ */
+export function pickAmongQualified(qualified: QualifiedVariant[]): {
+  best: QualifiedVariant | undefined;
+  fastest: QualifiedVariant | undefined;
+  tied: QualifiedVariant[];
+} {
+  const byP95 = [...qualified].sort(
+    (a, b) => a.p95 - b.p95 || a.size - b.size || a.variant.localeCompare(b.variant),
+  );
+  const fastest = byP95[0];
+  if (!fastest) return { best: undefined, fastest, tied: [] };
+  const tied = byP95.filter(
+    (q) =>
+      q.p95 - fastest.p95 <=
+      Math.min(Math.max(q.noise, fastest.noise), MAX_TIE_SHARE * fastest.p95),
+  );
+  const smallest = Math.min(...tied.map((q) => q.size));
+  const best = tied
+    .filter((q) => q.size <= smallest * SAME_SIZE)
+    .sort(
+      (a, b) =>
+        (b.accuracy ?? -1) - (a.accuracy ?? -1) ||
+        a.p95 - b.p95 ||
+        a.variant.localeCompare(b.variant),
+    )[0]!;
+  return { best, fastest, tied };
+}
+
+/** Why `winner` beat `other`, a variant it tied with on p95. */
+function tieBreak(winner: QualifiedVariant, other: QualifiedVariant): string {
+  if (winner.size * SAME_SIZE < other.size) {
+    return `${(other.size / winner.size).toFixed(1)}× smaller`;
+  }
+  if ((winner.accuracy ?? -1) > (other.accuracy ?? -1)) {
+    return `more accurate on the device (${points(winner.accuracy!)} against ${points(other.accuracy ?? 0)})`;
+  }
+  return other.p95 === winner.p95 ? 'as fast and not larger' : 'faster';
+}
+
+function runnerUp(qualified: QualifiedVariant[], best: QualifiedVariant): string | null {
+  const next = qualified
+    .filter((q) => q !== best)
+    .sort((a, b) => a.p95 - b.p95 || a.variant.localeCompare(b.variant))[0];
+  return next ? ` against ${ms(next.p95)} for ${next.variant}` : null;
 }

@@ -1,4 +1,4 @@
-import { median } from './median.js';
+import { median } from '../../common/median.js';
 
 /**
  * Wave planning and judgement for one hardware class. Pure and deterministic (workflow code).

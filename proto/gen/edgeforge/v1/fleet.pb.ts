@@ -210,6 +210,11 @@ export interface LatencyStats {
   /** Coefficient of variation of the timed runs. */
   cv: number;
   runs: number;
+  /**
+   * The p95 of each interleaved benchmark round, in round order; the percentiles above are the
+   * medians over these rounds. Their spread is how repeatable the measurement was.
+   */
+  roundP95Ms: number[];
 }
 
 export interface ReportBenchmarkRequest {
@@ -1081,7 +1086,7 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
 };
 
 function createBaseLatencyStats(): LatencyStats {
-  return { p50Ms: 0, p90Ms: 0, p95Ms: 0, p99Ms: 0, meanMs: 0, cv: 0, runs: 0 };
+  return { p50Ms: 0, p90Ms: 0, p95Ms: 0, p99Ms: 0, meanMs: 0, cv: 0, runs: 0, roundP95Ms: [] };
 }
 
 export const LatencyStats: MessageFns<LatencyStats> = {
@@ -1106,6 +1111,13 @@ export const LatencyStats: MessageFns<LatencyStats> = {
     }
     if (message.runs !== 0) {
       writer.uint32(56).uint32(message.runs);
+    }
+    if (message.roundP95Ms.length !== 0) {
+      writer.uint32(66).fork();
+      for (const v of message.roundP95Ms) {
+        writer.double(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -1179,6 +1191,24 @@ export const LatencyStats: MessageFns<LatencyStats> = {
             message.runs = reader.uint32();
             continue;
           }
+          case 8: {
+            if (tag === 65) {
+              message.roundP95Ms.push(reader.double());
+
+              continue;
+            }
+
+            if (tag === 66) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.roundP95Ms.push(reader.double());
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1220,6 +1250,11 @@ export const LatencyStats: MessageFns<LatencyStats> = {
         : 0,
       cv: isSet(object.cv) ? globalThis.Number(object.cv) : 0,
       runs: isSet(object.runs) ? globalThis.Number(object.runs) : 0,
+      roundP95Ms: globalThis.Array.isArray(object?.roundP95Ms)
+        ? object.roundP95Ms.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.round_p95_ms)
+        ? object.round_p95_ms.map((e: any) => globalThis.Number(e))
+        : [],
     };
   },
 
@@ -1246,6 +1281,9 @@ export const LatencyStats: MessageFns<LatencyStats> = {
     if (message.runs !== 0) {
       obj.runs = Math.round(message.runs);
     }
+    if (message.roundP95Ms?.length) {
+      obj.roundP95Ms = message.roundP95Ms.map((e) => floatToJson(e));
+    }
     return obj;
   },
 
@@ -1261,6 +1299,7 @@ export const LatencyStats: MessageFns<LatencyStats> = {
     message.meanMs = object.meanMs ?? 0;
     message.cv = object.cv ?? 0;
     message.runs = object.runs ?? 0;
+    message.roundP95Ms = object.roundP95Ms?.map((e) => e) || [];
     return message;
   },
 };
