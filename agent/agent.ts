@@ -66,10 +66,11 @@ export const DEFAULT_METRICS_ADDRESS = '0.0.0.0:9465';
 export const DEFAULT_SERVING_ADDRESS = '127.0.0.1:9466';
 
 /**
- * Object Store chunks are 128 KiB: a few seconds each even on a 256 kbit/s cellular link. A
- * minute without one means the connection or the server's consumer is gone.
+ * Object Store chunks are 128 KiB: a few seconds each even on a 256 kbit/s cellular link. Longer
+ * than the server's 60 s write deadline (deploy/nats), so a slow but live transfer is not cut here
+ * first; 90 s without a chunk means the connection or the server's consumer is gone.
  */
-export const DEFAULT_DOWNLOAD_STALL_MS = 60_000;
+export const DEFAULT_DOWNLOAD_STALL_MS = 90_000;
 
 export function defaultAgentOptions(): Omit<
   EdgeAgentOptions,

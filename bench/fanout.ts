@@ -3,10 +3,19 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Objm, type ObjectStore } from '@nats-io/obj';
-import { connectNats, type NatsConnection } from '../common/nats.js';
+import { Worker } from 'node:worker_threads';
+import { Objm } from '@nats-io/obj';
+import type { ObjectRef } from '../common/manifest.js';
+import { connectNats } from '../common/nats.js';
 import { OBJECT_BUCKETS } from '../common/names.js';
 import { loadToolchain, REPO_ROOT, startNatsServer } from '../services/stack/index.js';
+import type { FanoutWorkerData, FanoutWorkerMessage } from './fanout-agents.js';
+
+const OBJECT = 'bench/model.onnx';
+/** Agents per worker thread: few enough that no socket waits long for its event loop. */
+const AGENTS_PER_THREAD = 125;
+/** Readers of the raw limit; the agents get at least as many threads, to be compared fairly. */
+const RAW_READERS = [1, 2, 4];
 
 interface FanoutResult {
   agents: number;
@@ -17,15 +26,17 @@ interface FanoutResult {
   /** effective / raw: the share of the object store's read limit the fan-out reached. */
   shareOfLimit: number;
   failures: number;
-  /** Transfers that stalled and were started over, as a real agent does. */
+  /** Transfers that stalled or were interrupted and were started over, as a real agent does. */
   retries: number;
 }
 
 /**
  * One model to N simulated agents over NATS: each agent has its own connection (as the read-only
- * agent user), streams the object and checks its sha256, as a real agent does before installing.
- * Beside it, in the same run, the raw object-store read throughput: one reader streaming the same
- * object back to back, the limit a fan-out can approach on this machine.
+ * agent user) and downloads the model with the agent's own code (streamed into a file, size and
+ * sha256 checked, fsynced; a stalled transfer, or one a reconnect interrupted, started over); the
+ * agents run in worker threads, at most 125 to a thread and at least as many threads as the
+ * raw limit's readers. Beside it, in the same run, the raw object-store
+ * read throughput (rawLimitMiBps), the limit a fan-out can approach on this machine.
  */
 export async function runFanoutBenchmark(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -37,69 +48,54 @@ export async function runFanoutBenchmark(argv: string[]): Promise<void> {
   });
   const sizes = values.agents.split(',').map(Number);
   const bytes = Number(values.mib) * 1024 * 1024;
+  const out = join(REPO_ROOT, 'bench-results');
+  await mkdir(out, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const dir = await mkdtemp(join(tmpdir(), 'edgeforge-fanout-'));
+  const logFile = join(out, `fanout-nats-${stamp}.log`);
   const nats = await startNatsServer({
     binary: loadToolchain().natsServer,
     storeDir: join(dir, 'js'),
+    logFile,
   });
+  process.stderr.write(`nats-server log: ${logFile}\n`);
   const central = await connectNats(nats.url, { name: 'bench-orchestrator' });
   const results: FanoutResult[] = [];
+  let rawByReaders: Record<string, number> = {};
   try {
     const store = await new Objm(central).create(OBJECT_BUCKETS.models);
     const model = randomBytes(bytes);
     const sha256 = createHash('sha256').update(model).digest('hex');
-    await store.putBlob({ name: 'bench/model.onnx' }, model);
+    await store.putBlob({ name: OBJECT }, model);
+    const ref: ObjectRef = { bucket: OBJECT_BUCKETS.models, name: OBJECT, size: bytes, sha256 };
+    const downloads = join(dir, 'downloads');
+    await mkdir(downloads);
 
-    const raw = await rawReadMiBps(nats.agentUrl, sha256, 10);
+    const target = { url: nats.agentUrl, ref, downloads };
+    const raw = await rawLimitMiBps(target);
+    rawByReaders = raw.byReaders;
+    process.stderr.write(
+      `raw object-store reads, MiB/s by readers: ${JSON.stringify(raw.byReaders)}\n`,
+    );
     for (const agents of sizes) {
-      process.stderr.write(`[fanout ${agents}] connecting agents\n`);
-      const connections = await Promise.all(
-        Array.from({ length: agents }, (_, i) =>
-          connectNats(nats.agentUrl, { name: `bench-agent-${i}`, timeoutMs: 30_000 }),
-        ),
-      );
-      try {
-        process.stderr.write(`[fanout ${agents}] downloading\n`);
-        const started = performance.now();
-        let retries = 0;
-        const outcomes = await Promise.allSettled(
-          connections.map((nc) =>
-            withRetries(
-              () => download(nc, sha256),
-              () => void retries++,
-            ),
-          ),
-        );
-        const seconds = (performance.now() - started) / 1000;
-        const failures = outcomes.filter((o) => o.status === 'rejected').length;
-        const effective = ((agents - failures) * bytes) / 1024 / 1024 / seconds;
-        results.push({
-          agents,
-          modelMiB: bytes / 1024 / 1024,
-          secondsUntilAllVerified: round(seconds),
-          effectiveMiBps: round(effective),
-          rawObjectStoreMiBps: round(raw),
-          shareOfLimit: round(effective / raw),
-          failures,
-          retries,
-        });
-        console.table(results);
-      } finally {
-        await Promise.all(connections.map((nc) => nc.close()));
-      }
+      results.push(await fanOut(agents, { ...target, raw: raw.limit }));
+      console.table(results);
     }
   } finally {
     await central.close();
     await nats.stop();
     await rm(dir, { recursive: true, force: true });
   }
-  const out = join(REPO_ROOT, 'bench-results');
-  await mkdir(out, { recursive: true });
-  const file = join(out, `fanout-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  const file = join(out, `fanout-${stamp}.json`);
   await writeFile(
     file,
     JSON.stringify(
-      { benchmark: 'fanout', machine: { cpus: cpus().length, node: process.version }, results },
+      {
+        benchmark: 'fanout',
+        machine: { cpus: cpus().length, node: process.version },
+        rawObjectStoreMiBpsByReaders: rawByReaders,
+        results,
+      },
       null,
       2,
     ),
@@ -107,39 +103,129 @@ export async function runFanoutBenchmark(argv: string[]): Promise<void> {
   console.log(`results written to ${file}`);
 }
 
-/** Streams the model as an agent does and checks its digest. */
-async function download(nc: NatsConnection, sha256: string): Promise<void> {
-  const store: ObjectStore = await new Objm(nc).open(OBJECT_BUCKETS.models);
-  const result = await store.get('bench/model.onnx');
-  if (!result) throw new Error('model object missing');
-  const hash = createHash('sha256');
-  for await (const chunk of result.data) hash.update(chunk);
-  if (hash.digest('hex') !== sha256) throw new Error('digest mismatch');
-}
-
-/** A stalled transfer starts over, up to 3 times, as the agent's downloader does. */
-async function withRetries(attempt: () => Promise<void>, onRetry: () => void): Promise<void> {
-  for (let i = 1; ; i++) {
-    try {
-      return await attempt();
-    } catch (err) {
-      if (i >= 3) throw err;
-      onRetry();
+async function fanOut(
+  agents: number,
+  o: { url: string; ref: ObjectRef; downloads: string; raw: number },
+): Promise<FanoutResult> {
+  const threads = Math.min(
+    agents,
+    Math.max(Math.ceil(agents / AGENTS_PER_THREAD), Math.max(...RAW_READERS)),
+  );
+  const say = (m: string) => process.stderr.write(`[fanout ${agents}] ${m}\n`);
+  say(`connecting agents (${threads} worker threads)`);
+  let verified = 0;
+  let retries = 0;
+  const retryErrors = new Map<string, number>();
+  const run = await startWorkers(threads, agents, { ...o, mode: 'agents', times: 1 }, (m) => {
+    if (m.kind === 'verified') verified++;
+    if (m.kind === 'retry') {
+      retries++;
+      // Digits vary (ms, byte counts, object names); the kind of failure does not.
+      const key = m.error.replace(/\d+/g, 'N').slice(0, 120);
+      retryErrors.set(key, (retryErrors.get(key) ?? 0) + 1);
     }
-  }
+  });
+  say('downloading');
+  const started = performance.now();
+  const progress = setInterval(() => {
+    const seconds = ((performance.now() - started) / 1000).toFixed(0);
+    say(`${seconds} s: ${verified}/${agents} verified, ${retries} retries`);
+  }, 10_000);
+  const { seconds, failures, errors } = await run().finally(() => clearInterval(progress));
+  for (const error of errors) say(`failed: ${error}`);
+  for (const [error, n] of retryErrors) say(`retried ${n}×: ${error}`);
+  const effective = ((agents - failures) * o.ref.size) / 1024 / 1024 / seconds;
+  return {
+    agents,
+    modelMiB: o.ref.size / 1024 / 1024,
+    secondsUntilAllVerified: round(seconds),
+    effectiveMiBps: round(effective),
+    rawObjectStoreMiBps: round(o.raw),
+    shareOfLimit: round(effective / o.raw),
+    failures,
+    retries,
+  };
 }
 
-async function rawReadMiBps(url: string, sha256: string, times: number): Promise<number> {
-  const nc = await connectNats(url, { name: 'bench-raw-reader' });
-  try {
-    await download(nc, sha256); // warm-up
-    const started = performance.now();
-    for (let i = 0; i < times; i++) await download(nc, sha256);
-    const info = await (await new Objm(nc).open(OBJECT_BUCKETS.models)).info('bench/model.onnx');
-    return ((info?.size ?? 0) * times) / 1024 / 1024 / ((performance.now() - started) / 1000);
-  } finally {
-    await nc.close();
+/**
+ * The object store's read limit on this machine: the best aggregate rate of 1, 2 or 4 readers,
+ * each in its own thread, streaming and hashing the object back to back (after one warm-up read).
+ * One reader alone is bounded by its own event loop, not by the store.
+ */
+async function rawLimitMiBps(o: { url: string; ref: ObjectRef; downloads: string }) {
+  const times = 8;
+  const byReaders: Record<string, number> = {};
+  for (const readers of RAW_READERS) {
+    await (
+      await startWorkers(readers, readers, { ...o, mode: 'raw', times: 1 }, () => {})
+    )();
+    const run = await startWorkers(readers, readers, { ...o, mode: 'raw', times }, () => {});
+    const { seconds, failures, errors } = await run();
+    if (failures > 0) throw new Error(`raw readers failed: ${errors.join('; ')}`);
+    byReaders[readers] = round((readers * times * o.ref.size) / 1024 / 1024 / seconds);
   }
+  return { limit: Math.max(...Object.values(byReaders)), byReaders };
+}
+
+/**
+ * Starts `threads` worker threads (bench/fanout-agents.ts) sharing `connections` connections and
+ * waits until all are connected. The returned function tells them to go, resolves when all are
+ * done with the seconds from go to the last one done, and stops them.
+ */
+async function startWorkers(
+  threads: number,
+  connections: number,
+  o: Omit<FanoutWorkerData, 'first' | 'count'>,
+  onMessage: (m: FanoutWorkerMessage) => void,
+): Promise<() => Promise<{ seconds: number; failures: number; errors: string[] }>> {
+  const workers = Array.from({ length: threads }, (_, t) => {
+    const first = Math.floor((t * connections) / threads);
+    const workerData: FanoutWorkerData = {
+      ...o,
+      first,
+      count: Math.floor(((t + 1) * connections) / threads) - first,
+    };
+    return new Worker(new URL('./ts-worker.mjs', import.meta.url), {
+      argv: [new URL('./fanout-agents.ts', import.meta.url).href],
+      workerData,
+    });
+  });
+  const until = <K extends FanoutWorkerMessage['kind']>(kind: K) =>
+    Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<Extract<FanoutWorkerMessage, { kind: K }>>((resolve, reject) => {
+            const listener = (m: FanoutWorkerMessage) => {
+              onMessage(m);
+              if (m.kind !== kind) return;
+              w.off('message', listener);
+              resolve(m as Extract<FanoutWorkerMessage, { kind: K }>);
+            };
+            w.on('message', listener);
+            w.once('error', reject);
+          }),
+      ),
+    );
+  await until('connected').catch(async (err: unknown) => {
+    await Promise.all(workers.map((w) => w.terminate()));
+    throw err;
+  });
+  return async () => {
+    try {
+      const done = until('done');
+      const started = performance.now();
+      for (const w of workers) w.postMessage('go');
+      const reports = await done;
+      return {
+        seconds: (performance.now() - started) / 1000,
+        failures: reports.reduce((sum, r) => sum + r.failures, 0),
+        errors: reports.flatMap((r) => r.errors),
+      };
+    } finally {
+      for (const w of workers) w.postMessage('close');
+      await Promise.all(workers.map((w) => new Promise((resolve) => w.once('exit', resolve))));
+    }
+  };
 }
 
 const round = (x: number) => Math.round(x * 100) / 100;

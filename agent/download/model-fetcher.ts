@@ -1,4 +1,5 @@
 import { unlink } from 'node:fs/promises';
+import { jetstream } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
 import type { Logger } from '../../common/logger.js';
 import { ManifestRefusedError, type ModelManifest, type ObjectRef } from '../../common/manifest.js';
@@ -7,7 +8,7 @@ import { pause } from '../heartbeat/pause.js';
 import { loadSession } from '../inference/load-session.js';
 import type { ModelStore } from '../models/model-store.js';
 import type { NatsLink } from '../nats/nats-link.js';
-import { DownloadError, downloadObject } from './object-download.js';
+import { DownloadError, downloadObject, OBJECT_STORE_API_TIMEOUT_MS } from './object-download.js';
 
 export interface ModelFetcherOptions {
   link: NatsLink;
@@ -26,7 +27,7 @@ export type OnDownloadFailure = (error: DownloadError, attempt: number) => void;
  * the Object Store into downloads/, checked for size and sha256 (and, for the model, that ONNX
  * Runtime can load it), then renamed into models/. Files already there are not fetched again.
  * A failed transfer is retried with backoff until it succeeds or the signal aborts (a server
- * restart mid-download just means starting that file over); an object that is not what the
+ * restart or a reconnect mid-download just means starting that file over); an object that is not what the
  * manifest says is refused at once with ManifestRefusedError.
  */
 export class ModelFetcher {
@@ -58,17 +59,30 @@ export class ModelFetcher {
     for (let attempt = 1; ; attempt++) {
       const partial = store.downloadPath();
       try {
-        const objects = await new Objm(await link.connection(signal))
-          .open(ref.bucket)
-          .catch((err: unknown) => {
-            throw new DownloadError(
-              `cannot open the bucket ${ref.bucket}: ${(err as Error).message}`,
-              {
-                cause: err,
-              },
-            );
-          });
-        await downloadObject(objects, ref, partial, { stallMs, signal });
+        const js = jetstream(await link.connection(signal), {
+          timeout: OBJECT_STORE_API_TIMEOUT_MS,
+        });
+        const objects = await new Objm(js).open(ref.bucket).catch((err: unknown) => {
+          throw new DownloadError(
+            `cannot open the bucket ${ref.bucket}: ${(err as Error).message}`,
+            {
+              cause: err,
+            },
+          );
+        });
+        // Messages pushed while the connection was down are lost, and the consumer may not
+        // resume (nats-server drops slow readers during big fan-outs): start over at once
+        // instead of waiting out the stall timeout.
+        const reconnected = new AbortController();
+        const forget = link.onReconnect(() =>
+          reconnected.abort(
+            new DownloadError(`the NATS connection was re-established while reading ${ref.name}`),
+          ),
+        );
+        await downloadObject(objects, ref, partial, {
+          stallMs,
+          signal: AbortSignal.any([signal, reconnected.signal]),
+        }).finally(forget);
         if (extension === 'onnx') await requireLoadable(partial, ref);
         await store.install(partial, file);
         logger.info({ object: ref.name, bytes: ref.size, attempt }, 'downloaded and verified');

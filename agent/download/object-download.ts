@@ -4,6 +4,14 @@ import type { ObjectStore } from '@nats-io/obj';
 import { EdgeforgeError } from '../../common/errors.js';
 import { ManifestRefusedError, type ObjectRef } from '../../common/manifest.js';
 
+/**
+ * How long the Object Store's JetStream API requests (open the bucket, look up and start reading
+ * an object) may take. In a fleet-wide rollout thousands of agents ask at once: nats-server
+ * answered some after more than the client's default 5 s while it streamed to a thousand agents
+ * (`npm run bench -- fanout`), and a timed-out request only comes back as one more request.
+ */
+export const OBJECT_STORE_API_TIMEOUT_MS = 30_000;
+
 /** The transfer failed (NATS down or stuck, object not there yet): worth trying again later. */
 export class DownloadError extends EdgeforgeError {
   override name = 'DownloadError';
