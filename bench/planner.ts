@@ -20,10 +20,20 @@ import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { TASK_QUEUES } from '../common/names.js';
 import { parseRolloutSpec } from '../common/rollout-spec.js';
-import { ROLLOUT_WORKFLOW_TYPE, rolloutWorkflowId, type ClassStatus } from '../common/rollout.js';
+import {
+  ROLLOUT_QUERIES,
+  ROLLOUT_WORKFLOW_TYPE,
+  rolloutWorkflowId,
+  type ClassStatus,
+  type RolloutStatus,
+} from '../common/rollout.js';
 import { median } from '../common/median.js';
 import { VARIANTS } from '../common/variants.js';
-import { pickAmongQualified, type QualifiedVariant } from '../workflows/rollout/choose.js';
+import {
+  pickAmongQualified,
+  roundNoise,
+  type QualifiedVariant,
+} from '../workflows/rollout/choose.js';
 import type { rolloutWorkflow } from '../workflows/workflows/index.js';
 import { startDemoAgents, type RunningDemoAgent } from '../cli/demo/demo-agents.js';
 import { DEMO_DEVICES } from '../cli/demo/demo-config.js';
@@ -73,7 +83,7 @@ function asQualified(o: Outcome, keep?: (round: number) => boolean): QualifiedVa
   return {
     variant: o.variant,
     p95: keep ? median(rounds)! : o.onDevice!.p95Ms,
-    noise: keep ? (Math.max(...rounds) - Math.min(...rounds)) / 2 : o.onDevice!.p95NoiseMs,
+    noise: keep ? roundNoise(rounds) : o.onDevice!.p95NoiseMs,
     size: o.sizeBytes ?? Infinity,
     accuracy: o.onDevice!.accuracy,
   };
@@ -174,10 +184,24 @@ function markdown(results: ClassResult[], spec: string): string {
   ].join('\n');
 }
 
+/** Writes the policies' table and the whole rollout status (to analyze again) to bench-results/. */
+async function report(run: { description: string; status: RolloutStatus }): Promise<void> {
+  const results = run.status.classes.map(policies);
+  const out = join(REPO_ROOT, 'bench-results');
+  await mkdir(out, { recursive: true });
+  const stamp = new Date().toISOString().replaceAll(':', '-');
+  await writeFile(join(out, `planner-${stamp}.json`), JSON.stringify({ ...run, results }, null, 2));
+  const md = markdown(results, run.description);
+  await writeFile(join(out, `planner-${stamp}.md`), md);
+  process.stdout.write(md);
+}
+
 export async function runPlannerBenchmark(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
     options: {
+      /** A planner-*.json of an earlier run: recompute its table with this code's policies. */
+      analyze: { type: 'string' },
       dataset: { type: 'string', default: 'fashion_mnist' },
       samples: { type: 'string', default: '6000' },
       runs: { type: 'string', default: '400' },
@@ -186,6 +210,14 @@ export async function runPlannerBenchmark(args: string[]): Promise<void> {
       student: { type: 'string', default: 'small_cnn' },
     },
   });
+  if (values.analyze) {
+    const saved = JSON.parse(await readFile(values.analyze, 'utf8')) as {
+      description: string;
+      status: RolloutStatus;
+    };
+    await report({ ...saved, description: `${saved.description} (analyzed again)` });
+    return;
+  }
   const toolchain = loadToolchain();
   const dataDir = await mkdtemp(join(tmpdir(), 'edgeforge-bench-planner-'));
   const say = (m: string) => process.stderr.write(`[planner] ${m}\n`);
@@ -230,7 +262,7 @@ export async function runPlannerBenchmark(args: string[]): Promise<void> {
     });
     const connection = await Connection.connect({ address: endpoints.temporalAddress });
     say(`rollout ${spec.rolloutId}: every format on a canary of each class`);
-    const status = await new Client({ connection }).workflow.execute<typeof rolloutWorkflow>(
+    const handle = await new Client({ connection }).workflow.start<typeof rolloutWorkflow>(
       ROLLOUT_WORKFLOW_TYPE,
       {
         taskQueue: TASK_QUEUES.orchestrator,
@@ -238,8 +270,16 @@ export async function runPlannerBenchmark(args: string[]): Promise<void> {
         args: [spec],
       },
     );
+    const progress = setInterval(() => {
+      handle
+        .query<RolloutStatus>(ROLLOUT_QUERIES.status)
+        .then((s) =>
+          say(`${s.phase}: ${s.classes.map((c) => `${c.hardwareClass} ${c.phase}`).join(', ')}`),
+        )
+        .catch(() => {});
+    }, 30_000);
+    const status = await handle.result().finally(() => clearInterval(progress));
     await connection.close();
-    const results = status.classes.map(policies);
     const description =
       `${values.dataset} (${values.dataset === 'digits' ? 'all' : values.samples} training images), ` +
       `teacher ${values.teacher}, student ${values.student} distilled 2 epochs, accuracy budget ` +
@@ -249,13 +289,7 @@ export async function runPlannerBenchmark(args: string[]): Promise<void> {
       'all on one 2-core machine (the agents take turns at timed runs through a shared-host ' +
       'lock), so the classes differ by thread count and by which formats the planner ' +
       'shortlists, not by silicon.';
-    const out = join(REPO_ROOT, 'bench-results');
-    await mkdir(out, { recursive: true });
-    const stamp = new Date().toISOString().replaceAll(':', '-');
-    await writeFile(join(out, `planner-${stamp}.json`), JSON.stringify({ spec, results }, null, 2));
-    const md = markdown(results, description);
-    await writeFile(join(out, `planner-${stamp}.md`), md);
-    process.stdout.write(md);
+    await report({ description, status });
   } finally {
     await Promise.all(agents.map((a) => a.process.stop()));
     await stack.stop();

@@ -99,3 +99,13 @@ function explain(err: ServiceError, address: string): Error {
   if (err.code === undefined) return err;
   return new AdminCallError(err.code, err.details, { cause: err });
 }
+
+/** Runs `fn` with an admin client for the configured control plane, closing it afterwards. */
+export async function withAdmin<T>(fn: (admin: AdminClient) => Promise<T>): Promise<T> {
+  const admin = adminClient(resolveAdminTarget());
+  try {
+    return await fn(admin);
+  } finally {
+    admin.close();
+  }
+}

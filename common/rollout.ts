@@ -127,8 +127,9 @@ export interface OnDeviceResult {
   p99Ms: number;
   cv: number;
   /**
-   * How far apart repeated measurements of this p95 fell: half the range of a device's round
-   * p95s, the median over the devices; 0 when measured in one round.
+   * How far apart repeated measurements of this p95 fell (workflows/rollout/choose.ts roundNoise:
+   * the robust standard deviation of a device's round p95s), the median over the devices; 0 when
+   * measured in one round.
    */
   p95NoiseMs: number;
   /** The p95 of each benchmark round (the median over the devices, round by round). */

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { Connectivity, type Device } from '../../proto/gen/edgeforge/v1/admin.pb.js';
 import { DeviceState } from '../../proto/gen/edgeforge/v1/fleet.pb.js';
-import { adminClient, resolveAdminTarget } from '../admin-client.js';
+import { withAdmin } from '../admin-client.js';
+import { EXIT_CODES_HELP, withExitCodes } from '../exit-codes.js';
 
 const connectivity = (c: Connectivity) =>
   Connectivity[c].replace('CONNECTIVITY_', '').toLowerCase();
@@ -27,52 +28,52 @@ export function registerFleet(program: Command): void {
     .description('list devices with their hardware class, state and connectivity')
     .option('--class <hardwareClass>', 'only devices of this hardware class')
     .option('--json', 'print JSON')
-    .action(async (options: { class?: string; json?: boolean }) => {
-      const admin = adminClient(resolveAdminTarget());
-      try {
-        const devices: Device[] = [];
-        let pageToken = '';
-        do {
-          const page = await admin.listDevices({
-            hardwareClass: options.class ?? '',
-            pageSize: 1000,
-            pageToken,
-          });
-          devices.push(...page.devices);
-          pageToken = page.nextPageToken;
-        } while (pageToken);
-        if (options.json) {
-          process.stdout.write(`${JSON.stringify(devices, null, 2)}\n`);
-          return;
-        }
-        const rows = devices.map((d) => [
-          d.deviceId,
-          d.deviceName,
-          d.hardwareClass,
-          state(d.state),
-          connectivity(d.connectivity),
-          d.activeModel ? `${d.activeModel.modelId}/${d.activeModel.variant}` : '-',
-          d.lastSeenAt?.toISOString() ?? '-',
-        ]);
-        process.stdout.write(
-          `${table([['DEVICE', 'NAME', 'HARDWARE CLASS', 'STATE', 'CONNECTIVITY', 'MODEL', 'LAST SEEN'], ...rows])}\n` +
-            `${devices.length} device(s)\n`,
-        );
-      } finally {
-        admin.close();
-      }
-    });
+    .addHelpText('after', `\n${EXIT_CODES_HELP}`)
+    .action(
+      withExitCodes(async (options: { class?: string; json?: boolean }) => {
+        await withAdmin(async (admin) => {
+          const devices: Device[] = [];
+          let pageToken = '';
+          do {
+            const page = await admin.listDevices({
+              hardwareClass: options.class ?? '',
+              pageSize: 1000,
+              pageToken,
+            });
+            devices.push(...page.devices);
+            pageToken = page.nextPageToken;
+          } while (pageToken);
+          if (options.json) {
+            process.stdout.write(`${JSON.stringify(devices, null, 2)}\n`);
+            return;
+          }
+          const rows = devices.map((d) => [
+            d.deviceId,
+            d.deviceName,
+            d.hardwareClass,
+            state(d.state),
+            connectivity(d.connectivity),
+            d.activeModel ? `${d.activeModel.modelId}/${d.activeModel.variant}` : '-',
+            d.lastSeenAt?.toISOString() ?? '-',
+          ]);
+          process.stdout.write(
+            `${table([['DEVICE', 'NAME', 'HARDWARE CLASS', 'STATE', 'CONNECTIVITY', 'MODEL', 'LAST SEEN'], ...rows])}\n` +
+              `${devices.length} device(s)\n`,
+          );
+        });
+      }),
+    );
 
   fleet
     .command('show <deviceId>')
     .description("show one device's record, hardware profile included")
-    .action(async (deviceId: string) => {
-      const admin = adminClient(resolveAdminTarget());
-      try {
-        const { device } = await admin.getDevice({ deviceId });
-        process.stdout.write(`${JSON.stringify(device, null, 2)}\n`);
-      } finally {
-        admin.close();
-      }
-    });
+    .addHelpText('after', `\n${EXIT_CODES_HELP}`)
+    .action(
+      withExitCodes(async (deviceId: string) => {
+        await withAdmin(async (admin) => {
+          const { device } = await admin.getDevice({ deviceId });
+          process.stdout.write(`${JSON.stringify(device, null, 2)}\n`);
+        });
+      }),
+    );
 }

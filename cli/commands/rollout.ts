@@ -1,12 +1,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { FINISHED_PHASES, type RolloutStatus } from '../../common/rollout.js';
 import type { RolloutSummary } from '../../proto/gen/edgeforge/v1/admin.pb.js';
-import {
-  adminClient,
-  resolveAdminTarget,
-  runningStack,
-  type AdminClient,
-} from '../admin-client.js';
+import { runningStack, withAdmin, type AdminClient } from '../admin-client.js';
 import { EXIT, EXIT_CODES_HELP, exitCodeForPhase, withExitCodes } from '../exit-codes.js';
 import {
   formatDuration,
@@ -106,15 +101,6 @@ function summaryRow(r: RolloutSummary): string[] {
 }
 
 /** Runs `fn` with an admin client for the configured control plane, closed afterwards. */
-async function withAdmin<T>(fn: (admin: AdminClient) => Promise<T>): Promise<T> {
-  const admin = adminClient(resolveAdminTarget());
-  try {
-    return await fn(admin);
-  } finally {
-    admin.close();
-  }
-}
-
 export function registerRollout(program: Command): void {
   const rollout = program
     .command('rollout')

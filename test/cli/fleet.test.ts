@@ -52,7 +52,7 @@ describe('edgeforge fleet', () => {
       EDGEFORGE_CONTROL_PLANE: '127.0.0.1:1',
       EDGEFORGE_ADMIN_TOKEN: ADMIN_TOKEN,
     });
-    expect(down.code).toBe(1);
+    expect(down.code).toBe(3);
     expect(down.stderr).toMatch(/cannot reach the control plane at 127.0.0.1:1.*edgeforge up/s);
 
     const env = { EDGEFORGE_CONTROL_PLANE: cp.address };
@@ -74,7 +74,7 @@ describe('edgeforge fleet', () => {
       EDGEFORGE_CONTROL_PLANE: '',
       EDGEFORGE_ADMIN_TOKEN: '',
     });
-    expect(none.code).toBe(1);
+    expect(none.code).toBe(3);
     expect(none.stderr).toMatch(/no control plane to talk to/);
   });
 });

@@ -62,10 +62,15 @@ function medianOrNull(values: (number | null)[]): number | null {
   return median(values.filter((v): v is number => v !== null));
 }
 
-/** Half the range of one device's round p95s: how far repeated measurements fell apart. */
-function roundSpread(report: BenchmarkReportSignal): number {
-  const rounds = report.roundP95Ms ?? [];
-  return rounds.length < 2 ? 0 : (Math.max(...rounds) - Math.min(...rounds)) / 2;
+/**
+ * How far repeated measurements of one p95 fall apart: the median absolute deviation of the round
+ * p95s from their median, scaled (× 1.4826) to a standard deviation. Like the median p95 itself it
+ * ignores one round that a burst of background load hit; 0 with fewer than two rounds.
+ */
+export function roundNoise(roundP95Ms: readonly number[]): number {
+  if (roundP95Ms.length < 2) return 0;
+  const mid = median([...roundP95Ms])!;
+  return 1.4826 * median(roundP95Ms.map((v) => Math.abs(v - mid)))!;
 }
 
 /** Round i's p95: the median of the devices' round-i p95s. */
@@ -87,7 +92,7 @@ function summarizeReports(reports: BenchmarkReportSignal[]): OnDeviceResult | nu
     p95Ms: median(ok.map((r) => r.p95Ms)) ?? 0,
     p99Ms: median(ok.map((r) => r.p99Ms)) ?? 0,
     cv: median(ok.map((r) => r.cv)) ?? 0,
-    p95NoiseMs: median(ok.map(roundSpread)) ?? 0,
+    p95NoiseMs: median(ok.map((r) => roundNoise(r.roundP95Ms ?? []))) ?? 0,
     roundP95Ms: roundByRound(ok),
     accuracy: medianOrNull(ok.map((r) => r.accuracy)),
     agreement: medianOrNull(ok.map((r) => r.agreement)),

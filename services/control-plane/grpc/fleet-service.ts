@@ -64,6 +64,9 @@ export async function createFleetService(
   options: FleetServiceOptions,
 ): Promise<FleetServiceServer> {
   const benchmarks: KV = await new Kvm(nats).create(KV_BUCKETS.benchmarks, { history: 1 });
+  // Enrolled agents watch their desired-state entry at once; without the bucket they back off
+  // for up to a minute, and would see the orchestrator's first rollout that much later.
+  await new Kvm(nats).create(KV_BUCKETS.desiredState);
   const service = 'edgeforge.v1.FleetService';
 
   return {
