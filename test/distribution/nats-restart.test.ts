@@ -19,73 +19,105 @@ import { startThrottledProxy } from '../helpers/throttled-proxy.js';
 const BIG = { sampleShape: [1, 32, 32], classes: 1000 };
 const LINK_BYTES_PER_SECOND = 1_000_000;
 
+/**
+ * A private nats-server, so killing it disturbs no other test (restarted on the same port with the
+ * same store and passwords, as a real server comes back), a control plane that hands agents a
+ * 1 MB/s link to it, a Pi agent, and a 4 MB model it is told to run.
+ */
+async function bigDownloadOverSlowLink(downloadStallMs: number) {
+  const dir = await mkdtemp(join(tmpdir(), 'edgeforge-nats-restart-'));
+  const toolchain = loadToolchain();
+  const options = {
+    binary: toolchain.natsServer,
+    storeDir: join(dir, 'jetstream'),
+    logFile: join(dir, 'nats-server.log'),
+  };
+  let nats: RunningNatsServer = await startNatsServer(options);
+  onTestFinished(async () => {
+    await nats.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const link = await startThrottledProxy(nats.port, LINK_BYTES_PER_SECOND);
+  onTestFinished(() => link.close());
+  const service = await connectNats(nats.url, { name: 'orchestrator' });
+  onTestFinished(() => service.close());
+
+  const cp = await startTestControlPlane({
+    advertisedNatsUrl: `nats://agent:${encodeURIComponent(nats.passwords.agent)}@127.0.0.1:${link.port}`,
+  });
+  const orchestrator = await TestOrchestrator.open(service, cp.dataDir);
+  const agent = await startTestAgent(
+    cp.address,
+    { cpuinfo: 'raspberry-pi-4' },
+    { downloadStallMs },
+  );
+  const deviceId = agent.deviceId!;
+  const signed = await orchestrator.publish({
+    model: hotFeatureClassifier(BIG),
+    holdout: npzBytes(matchingHoldout({ ...BIG, samples: 20 })),
+    ...BIG,
+    variant: 'fp32_big',
+    hardwareClasses: [agent.hardwareClass!],
+  });
+
+  const sentBefore = link.downstreamBytes;
+  await orchestrator.run(deviceId, 'r-big', signed);
+  await eventually(() =>
+    expect(link.downstreamBytes - sentBefore).toBeGreaterThan(signed.manifest.model.size / 4),
+  );
+  expect(agent.status.models?.state).toBe('DEVICE_STATE_DOWNLOADING');
+  return {
+    agent,
+    lastStatus: () => cp.registry.get(deviceId)?.lastStatus,
+    async killNats() {
+      nats.process.kill('SIGKILL');
+      await nats.process.exited;
+    },
+    async restartNats() {
+      nats = await startNatsServer({ ...options, port: nats.port, passwords: nats.passwords });
+    },
+  };
+}
+
 describe('model download over an unreliable NATS', () => {
   it('finishes a download that a NATS server restart cut off', async () => {
-    // A private nats-server, so killing it disturbs no other test; restarted on the same port
-    // with the same store and passwords, as a real server comes back.
-    const dir = await mkdtemp(join(tmpdir(), 'edgeforge-nats-restart-'));
-    const toolchain = loadToolchain();
-    const options = {
-      binary: toolchain.natsServer,
-      storeDir: join(dir, 'jetstream'),
-      logFile: join(dir, 'nats-server.log'),
-    };
-    let nats: RunningNatsServer = await startNatsServer(options);
-    onTestFinished(async () => {
-      await nats.stop();
-      await rm(dir, { recursive: true, force: true });
-    });
-    const link = await startThrottledProxy(nats.port, LINK_BYTES_PER_SECOND);
-    onTestFinished(() => link.close());
-    const service = await connectNats(nats.url, { name: 'orchestrator' });
-    onTestFinished(() => service.close());
-
-    const cp = await startTestControlPlane({
-      advertisedNatsUrl: `nats://agent:${encodeURIComponent(nats.passwords.agent)}@127.0.0.1:${link.port}`,
-    });
-    const orchestrator = await TestOrchestrator.open(service, cp.dataDir);
-    const agent = await startTestAgent(
-      cp.address,
-      { cpuinfo: 'raspberry-pi-4' },
-      { downloadStallMs: 2_000 },
-    );
-    const deviceId = agent.deviceId!;
-    const lastStatus = () => cp.registry.get(deviceId)?.lastStatus;
-    const signed = await orchestrator.publish({
-      model: hotFeatureClassifier(BIG),
-      holdout: npzBytes(matchingHoldout({ ...BIG, samples: 20 })),
-      ...BIG,
-      variant: 'fp32_big',
-      hardwareClasses: [agent.hardwareClass!],
-    });
-
-    const sentBefore = link.downstreamBytes;
-    await orchestrator.run(deviceId, 'r-big', signed);
+    const t = await bigDownloadOverSlowLink(2_000);
+    await t.killNats();
     await eventually(() =>
-      expect(link.downstreamBytes - sentBefore).toBeGreaterThan(signed.manifest.model.size / 4),
-    );
-    expect(agent.status.models?.state).toBe('DEVICE_STATE_DOWNLOADING');
-    nats.process.kill('SIGKILL');
-    await nats.process.exited;
-    await eventually(() =>
-      expect(lastStatus()).toMatchObject({
+      expect(t.lastStatus()).toMatchObject({
         event: 'STATUS_EVENT_DOWNLOAD_FAILED',
         rolloutId: 'r-big',
         variant: 'fp32_big',
       }),
     );
 
-    nats = await startNatsServer({ ...options, port: nats.port, passwords: nats.passwords });
+    await t.restartNats();
     await eventually(
       () =>
-        expect(lastStatus()).toMatchObject({
+        expect(t.lastStatus()).toMatchObject({
           event: 'STATUS_EVENT_ACTIVATED',
           variant: 'fp32_big',
         }),
       60_000,
     );
-    const { status, body } = await infer(agent, hotSample(321, 1024));
+    const { status, body } = await infer(t.agent, hotSample(321, 1024));
     expect([status, body.variant, topClass(body)]).toEqual([200, 'fp32_big', 321]);
-    expect(await readdir(join(agent.options.dataDir, 'downloads'))).toEqual([]);
+    expect(await readdir(join(t.agent.options.dataDir, 'downloads'))).toEqual([]);
+  });
+
+  it('starts the transfer over once reconnected, without waiting out the stall timeout', async () => {
+    // A stall timeout far beyond the test's: only the restart on reconnect can finish in time.
+    const t = await bigDownloadOverSlowLink(600_000);
+    await t.killNats();
+    await t.restartNats();
+    await eventually(
+      () =>
+        expect(t.lastStatus()).toMatchObject({
+          event: 'STATUS_EVENT_ACTIVATED',
+          variant: 'fp32_big',
+        }),
+      60_000,
+    );
+    expect(await readdir(join(t.agent.options.dataDir, 'downloads'))).toEqual([]);
   });
 });
