@@ -15,6 +15,9 @@ class Settings:
     """NATS server with JetStream, where model files go (EDGEFORGE_NATS_URL)."""
     work_dir: Path
     """Checkpoints and intermediate files, one folder per rollout (EDGEFORGE_GPU_WORK_DIR)."""
+    work_retention_hours: float = 168.0
+    """Rollout folders in work_dir untouched this long are removed, default a week, 0 keeps them
+    (EDGEFORGE_GPU_WORK_RETENTION_HOURS): their artifacts are in the Object Store."""
     metrics_listen: str = "127.0.0.1:0"
     """host:port of /metrics and /healthz (EDGEFORGE_GPU_METRICS_LISTEN); port 0 picks a free
     one, which the worker logs."""
@@ -25,5 +28,19 @@ class Settings:
         return cls(
             nats_url=env.get("EDGEFORGE_NATS_URL") or DEFAULT_NATS_URL,
             work_dir=Path(work_dir).expanduser(),
+            work_retention_hours=_hours(env, "EDGEFORGE_GPU_WORK_RETENTION_HOURS", 168.0),
             metrics_listen=env.get("EDGEFORGE_GPU_METRICS_LISTEN") or "127.0.0.1:0",
         )
+
+
+def _hours(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise SystemExit(f"{name}={text!r} is not a number of hours (0 keeps everything)") from None
+    if value < 0:
+        raise SystemExit(f"{name}={text!r} must be 0 or more hours (0 keeps everything)")
+    return value

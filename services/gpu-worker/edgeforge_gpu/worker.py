@@ -22,6 +22,7 @@ from edgeforge_gpu import TASK_QUEUE
 from edgeforge_gpu.activities import build_activities
 from edgeforge_gpu.metrics import WorkerMetrics
 from edgeforge_gpu.settings import Settings
+from edgeforge_gpu.work_dir import prune_work_dir
 
 log = logging.getLogger("edgeforge.gpu_worker")
 
@@ -76,6 +77,7 @@ async def serve(address: str, namespace: str, task_queue: str, settings: Setting
         loop.add_signal_handler(sig, stop.set)
     metrics = WorkerMetrics()
     worker: Worker | None = None
+    pruning = asyncio.create_task(_prune_hourly(settings))
     endpoint = metrics.serve(
         settings.metrics_listen, healthy=lambda: worker is not None and worker.is_running
     )
@@ -96,7 +98,20 @@ async def serve(address: str, namespace: str, task_queue: str, settings: Setting
                 await stop.wait()
                 log.info("gpu worker stopping: finishing running activities")
     finally:
+        pruning.cancel()
         endpoint.close()
+
+
+async def _prune_hourly(settings: Settings) -> None:
+    """Old rollout folders go at start and then every hour (work_dir.py)."""
+    while True:
+        try:
+            await asyncio.to_thread(
+                prune_work_dir, settings.work_dir, settings.work_retention_hours
+            )
+        except OSError as err:
+            log.warning("work dir %s: pruning failed: %s", settings.work_dir, err)
+        await asyncio.sleep(3600)
 
 
 def main(argv: list[str] | None = None) -> None:
