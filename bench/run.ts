@@ -7,12 +7,14 @@ import { runCompressionBenchmark } from './compression.js';
 import { runFanoutBenchmark } from './fanout.js';
 import { runFleetBenchmark } from './fleet.js';
 import { runPlannerBenchmark } from './planner.js';
+import { runRepeatabilityBenchmark } from './repeatability.js';
 
 const BENCHMARKS: Record<string, (args: string[]) => Promise<void>> = {
   fleet: runFleetBenchmark,
   fanout: runFanoutBenchmark,
   compression: runCompressionBenchmark,
   planner: runPlannerBenchmark,
+  repeatability: runRepeatabilityBenchmark,
 };
 
 const [name, ...args] = process.argv.slice(2);
