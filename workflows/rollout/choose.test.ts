@@ -140,6 +140,21 @@ describe('chooseVariant', () => {
     expect(choice.reason).toMatch(/fp16: no canary reported a benchmark for it/);
   });
 
+  it('does not call fp32 a fallback when it qualified beside int8 and was simply faster', () => {
+    const choice = chooseVariant({
+      ...base,
+      candidates,
+      reports: [
+        report('c1', 'int8_static_minmax', 2),
+        report('c1', 'fp16', 3),
+        report('c1', 'fp32', 1),
+      ],
+    });
+    expect(choice.winner).toBe('fp32');
+    expect(choice.fellBack).toBe(false);
+    expect(choice.reason).toMatch(/^lowest on-device p95 of the qualifying variants: 1.00 ms/);
+  });
+
   it('breaks a p95 tie by the smaller file', () => {
     const choice = chooseVariant({
       ...base,

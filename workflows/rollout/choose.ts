@@ -202,7 +202,8 @@ export function chooseVariant(input: ChoiceInput): Choice {
     };
   }
   const quantizedTried = outcomes.filter((o) => o.variant !== FP32 && o.verdict !== 'reference');
-  const fellBack = best.variant === FP32 && quantizedTried.length > 0;
+  // Falling back means no quantized variant qualified; fp32 that simply measured fastest won.
+  const fellBack = best.variant === FP32 && !qualified.some((q) => q.variant !== FP32);
   const won = outcomes.find((o) => o.variant === best.variant)!;
   const accuracy = won.onDevice!.accuracy;
   const gates = [
@@ -227,7 +228,7 @@ export function chooseVariant(input: ChoiceInput): Choice {
 export interface QualifiedVariant {
   variant: string;
   p95: number;
-  /** Half the spread of its round p95s (OnDeviceResult.p95NoiseMs). */
+  /** The noise of its round p95s (roundNoise; OnDeviceResult.p95NoiseMs). */
   noise: number;
   size: number;
   accuracy: number | null;
