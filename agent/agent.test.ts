@@ -214,6 +214,19 @@ describe('EdgeAgent against an in-process FleetService', () => {
     expect(fleet.enrollments).toHaveLength(1);
   });
 
+  it('stores the NATS URL a heartbeat advertises when it differs from the enrolled one', async () => {
+    const agent = newAgent();
+    await agent.start();
+    await waitFor('a heartbeat', () => fleet.heartbeats.length >= 1);
+    expect((await storedIdentity())!.natsUrl).toBe(fleet.natsUrl);
+
+    fleet.natsUrl = 'nats://agent:new-password@127.0.0.1:2';
+    const beats = fleet.heartbeats.length;
+    await waitFor('two more heartbeats', () => fleet.heartbeats.length >= beats + 2);
+    expect((await storedIdentity())!.natsUrl).toBe('nats://agent:new-password@127.0.0.1:2');
+    expect(fleet.enrollments).toHaveLength(1);
+  });
+
   it('sends its profile in a heartbeat only when it changed since the accepted one', async () => {
     const first = newAgent();
     await first.start();

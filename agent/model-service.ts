@@ -131,7 +131,7 @@ export class ModelService {
     if (identity.natsUrl === '') {
       o.logger.error(
         'the control plane gave no NATS URL at enrollment, so this device cannot receive models; ' +
-          'set EDGEFORGE_CP_ADVERTISED_NATS_URL on the control plane, then delete identity.json here',
+          'set EDGEFORGE_CP_ADVERTISED_NATS_URL on the control plane, then restart this agent',
       );
     } else {
       link = new NatsLink({
@@ -172,6 +172,10 @@ export class ModelService {
         logger: o.logger,
       });
       await reconciler.start();
+      // The NATS server may move (a restarted stack): heartbeats carry the current URL.
+      const moving = link;
+      const forget = o.session.onNatsUrlChange((url) => void moving.switchTo(url));
+      stop.signal.addEventListener('abort', forget, { once: true });
       o.logger.info(
         { natsUrl: redactUrl(identity.natsUrl) },
         'reconciling toward the desired state',

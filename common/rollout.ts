@@ -327,6 +327,8 @@ export const ROLLOUT_WORKFLOW_TYPE = 'rolloutWorkflow';
 export const ROLLOUT_SIGNALS = {
   benchmarkReported: 'benchmarkReported',
   deviceStatus: 'deviceStatus',
+  /** Why the rollout is being cancelled, sent just before the cancellation request. */
+  cancelReason: 'cancelReason',
 } as const;
 
 export const ROLLOUT_QUERIES = {

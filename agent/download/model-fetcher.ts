@@ -59,7 +59,12 @@ export class ModelFetcher {
     for (let attempt = 1; ; attempt++) {
       const partial = store.downloadPath();
       try {
-        const js = jetstream(await link.connection(signal), {
+        const nc = await link.connection(signal).catch((err: unknown) => {
+          if (signal.aborted) throw err;
+          // The link moved to another NATS URL while connecting: try again there.
+          throw new DownloadError(`no NATS connection: ${(err as Error).message}`, { cause: err });
+        });
+        const js = jetstream(nc, {
           timeout: OBJECT_STORE_API_TIMEOUT_MS,
         });
         const objects = await new Objm(js).open(ref.bucket).catch((err: unknown) => {

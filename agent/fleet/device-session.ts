@@ -4,6 +4,7 @@ import { EdgeforgeError } from '../../common/errors.js';
 import { profileToProto } from '../../common/fleet-api.js';
 import { deriveHardwareClass, type HardwareProfile } from '../../common/hardware/index.js';
 import type { Logger } from '../../common/logger.js';
+import { redactUrl } from '../../common/nats.js';
 import type {
   HeartbeatRequest,
   HeartbeatResponse,
@@ -52,6 +53,7 @@ export interface SessionStats {
 export class DeviceSession {
   readonly stats: SessionStats = { heartbeatsOk: 0, heartbeatsFailed: 0, enrollments: 0 };
   readonly #options: DeviceSessionOptions;
+  readonly #onNatsUrl = new Set<(url: string) => void>();
   #identity: DeviceIdentity | undefined;
   #logger: Logger;
 
@@ -210,8 +212,10 @@ export class DeviceSession {
     response: HeartbeatResponse,
     profileAccepted: boolean,
   ): Promise<void> {
-    if (response.renewedCredential === '' && !profileAccepted) return;
+    const natsMoved = response.natsUrl !== '' && response.natsUrl !== identity.natsUrl;
+    if (response.renewedCredential === '' && !profileAccepted && !natsMoved) return;
     const updated = { ...identity };
+    if (natsMoved) updated.natsUrl = response.natsUrl;
     if (response.renewedCredential !== '') {
       updated.credential = response.renewedCredential;
       updated.credentialExpiresAt = response.renewedCredentialExpiresAt?.toISOString();
@@ -235,6 +239,19 @@ export class DeviceSession {
         'the control plane accepted the changed hardware profile',
       );
     }
+    if (natsMoved) {
+      this.#logger.info(
+        { natsUrl: redactUrl(updated.natsUrl) },
+        'the control plane advertises another NATS URL; stored it',
+      );
+      for (const listener of this.#onNatsUrl) listener(updated.natsUrl);
+    }
+  }
+
+  /** Calls `listener` with the new URL whenever the control plane advertises another NATS URL. */
+  onNatsUrlChange(listener: (url: string) => void): () => void {
+    this.#onNatsUrl.add(listener);
+    return () => this.#onNatsUrl.delete(listener);
   }
 
   #adopt(identity: DeviceIdentity): void {

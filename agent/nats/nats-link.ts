@@ -4,7 +4,7 @@ import { Backoff, type BackoffOptions } from '../heartbeat/backoff.js';
 import { abortable, pause } from '../heartbeat/pause.js';
 
 export interface NatsLinkOptions {
-  /** From enrollment; may carry the agent's credentials (nats://user:pass@host:port). */
+  /** From enrollment or the latest heartbeat; may carry the agent's credentials. */
   url: string;
   /** Shown in the server's connection list. */
   name: string;
@@ -21,16 +21,41 @@ export class NatsLink {
   readonly #o: NatsLinkOptions;
   readonly #closed = new AbortController();
   readonly #onReconnect = new Set<() => void>();
+  #url: string;
+  /** Aborted when the link moves to another URL: a connect still retrying the old one stops. */
+  #attempt = new AbortController();
   #connecting: Promise<NatsConnection> | undefined;
 
   constructor(options: NatsLinkOptions) {
     this.#o = options;
+    this.#url = options.url;
   }
 
   /** The connection once there is one; starts connecting on first use. */
   connection(signal: AbortSignal): Promise<NatsConnection> {
-    this.#connecting ??= this.#connect();
+    this.#connecting ??= this.#connect(this.#url, this.#attempt.signal);
     return abortable(this.#connecting, signal);
+  }
+
+  /**
+   * Moves to another URL (the control plane advertises a new NATS server): the current
+   * connection, or the attempt to make one, is dropped; the next connection() connects to `url`,
+   * and the onReconnect listeners run so that watches and transfers start over on it.
+   */
+  async switchTo(url: string): Promise<void> {
+    if (url === this.#url || this.#closed.signal.aborted) return;
+    this.#o.logger.info(
+      { natsUrl: redactUrl(url) },
+      'moving to the NATS URL the control plane advertises',
+    );
+    this.#url = url;
+    const old = this.#connecting;
+    this.#attempt.abort(new Error('the NATS link moved to another URL'));
+    this.#attempt = new AbortController();
+    this.#connecting = undefined;
+    for (const listener of this.#onReconnect) listener();
+    const nc = await old?.catch(() => undefined);
+    await nc?.close();
   }
 
   /** Calls `listener` after each reconnect, until the returned function is called. */
@@ -45,10 +70,11 @@ export class NatsLink {
     await nc?.close();
   }
 
-  async #connect(): Promise<NatsConnection> {
-    const { url, name, logger } = this.#o;
+  async #connect(url: string, moved: AbortSignal): Promise<NatsConnection> {
+    const { name, logger } = this.#o;
     const backoff = new Backoff(this.#o.backoff);
     const natsUrl = redactUrl(url);
+    const stop = AbortSignal.any([this.#closed.signal, moved]);
     for (;;) {
       try {
         const nc = await connectNats(url, { name });
@@ -61,7 +87,7 @@ export class NatsLink {
           { natsUrl, error: (err as Error).message, retryInMs: Math.round(retryInMs) },
           'cannot reach NATS yet; retrying',
         );
-        if (!(await pause(retryInMs, this.#closed.signal))) throw this.#closed.signal.reason;
+        if (!(await pause(retryInMs, stop))) throw stop.reason;
       }
     }
   }

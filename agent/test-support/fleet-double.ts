@@ -40,6 +40,8 @@ export class FleetDouble {
   /** Set to renew the credential in the next heartbeat response (the old one stops working). */
   renewNext = false;
   nextHeartbeatSeconds = 1;
+  /** What Enroll and every Heartbeat advertise; change it to move the agents. */
+  natsUrl = TEST_NATS_URL;
   readonly #deviceIds = new Map<string, string>();
   /** credential → deviceId: what the double accepts. */
   readonly #credentials = new Map<string, string>();
@@ -105,7 +107,7 @@ export class FleetDouble {
           credentialExpiresAt: new Date(Date.now() + 3_600_000),
           hardwareClass: deriveHardwareClass(profileFromProto(req.profile!)).key,
           manifestPublicKey: TEST_MANIFEST_KEY,
-          natsUrl: TEST_NATS_URL,
+          natsUrl: this.natsUrl,
         });
       },
       heartbeat: (call: ServerUnaryCall<HeartbeatRequest, HeartbeatResponse>, callback) => {
@@ -131,6 +133,7 @@ export class FleetDouble {
         callback(null, {
           nextHeartbeatSeconds: this.nextHeartbeatSeconds,
           renewedCredential,
+          natsUrl: this.natsUrl,
           renewedCredentialExpiresAt: renewedCredential
             ? new Date(Date.now() + 7_200_000)
             : undefined,

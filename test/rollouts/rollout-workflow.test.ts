@@ -10,6 +10,7 @@ import { KV_BUCKETS } from '../../common/names.js';
 import {
   classWorkflowId,
   measurementsKey,
+  ROLLOUT_SIGNALS,
   rolloutRecordKey,
   type ClassStatus,
   type RolloutStatus,
@@ -211,6 +212,8 @@ describe('rollout workflow on the real stack', () => {
       expect(await servedModel(agent.inferenceUrl!)).toMatchObject({ sha256: during.sha256 }),
     );
 
+    // As the control plane's CancelRollout does: the reason first, then the cancellation.
+    await handle.signal(ROLLOUT_SIGNALS.cancelReason, 'the wrong dataset');
     await handle.cancel();
     await expect(handle.result()).rejects.toThrow();
     await eventually(async () =>
@@ -221,6 +224,9 @@ describe('rollout workflow on the real stack', () => {
     ).get(rolloutRecordKey(spec.rolloutId));
     const cancelled = record!.json<RolloutStatus>();
     expect(cancelled.phase).toBe('cancelled');
+    expect(cancelled.detail).toBe(
+      'cancelled (the wrong dataset): every device is back on its earlier model',
+    );
     expect(classOf(cancelled, agent.hardwareClass!).phase).toBe('cancelled');
   }, 300_000);
 });

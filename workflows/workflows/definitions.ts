@@ -13,6 +13,7 @@ export const benchmarkReported = defineSignal<[BenchmarkReportSignal]>(
   ROLLOUT_SIGNALS.benchmarkReported,
 );
 export const deviceStatus = defineSignal<[DeviceStatusSignal]>(ROLLOUT_SIGNALS.deviceStatus);
+export const cancelReason = defineSignal<[string]>(ROLLOUT_SIGNALS.cancelReason);
 export const rolloutStatus = defineQuery<RolloutStatus>(ROLLOUT_QUERIES.status);
 
 /** A class workflow tells its parent how it stands, so one query answers for the rollout. */

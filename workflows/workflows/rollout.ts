@@ -26,7 +26,7 @@ import {
 import type { VariantName } from '../../common/variants.js';
 import { planVariants, type ModelTraits, type Plan } from '../planner/planner.js';
 import { classRolloutWorkflow, type ClassCandidate } from './class-rollout.js';
-import { classProgress, rolloutStatus } from './definitions.js';
+import { cancelReason, classProgress, rolloutStatus } from './definitions.js';
 import { gpu, orchestrator } from './proxies.js';
 
 /**
@@ -54,6 +54,11 @@ export async function rolloutWorkflow(spec: RolloutSpec): Promise<RolloutStatus>
     error: null,
   };
   let dirty = false;
+  // Temporal's cancellation carries no reason into the workflow: the control plane signals it.
+  let cancelledBecause = '';
+  setHandler(cancelReason, (reason: string) => {
+    cancelledBecause = reason;
+  });
   setHandler(rolloutStatus, () => status);
   setHandler(classProgress, (update: ClassStatus) => {
     const at = status.classes.findIndex((c) => c.hardwareClass === update.hardwareClass);
@@ -205,7 +210,8 @@ export async function rolloutWorkflow(spec: RolloutSpec): Promise<RolloutStatus>
         // Each class restores its own devices before it ends; wait for them to finish that.
         await Promise.allSettled(children.map((c) => c.result()));
         status.finishedAt = now();
-        await enter('cancelled', 'cancelled: every device is back on its earlier model');
+        const why = cancelledBecause ? ` (${cancelledBecause})` : '';
+        await enter('cancelled', `cancelled${why}: every device is back on its earlier model`);
         throw err;
       }
       status.error = describeFailure(err);

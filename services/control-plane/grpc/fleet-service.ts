@@ -143,6 +143,8 @@ export async function createFleetService(
         nextHeartbeatSeconds: options.heartbeatIntervalSeconds,
         renewedCredential: renewal?.credential ?? '',
         renewedCredentialExpiresAt: renewal ? new Date(renewal.claims.expiresAt * 1000) : undefined,
+        // Every beat: an agent enrolled against an earlier NATS server finds the current one.
+        natsUrl: options.advertisedNatsUrl,
       };
     }),
 

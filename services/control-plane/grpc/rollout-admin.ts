@@ -12,6 +12,7 @@ import { TASK_QUEUES } from '../../../common/names.js';
 import {
   FINISHED_PHASES,
   ROLLOUT_QUERIES,
+  ROLLOUT_SIGNALS,
   ROLLOUT_WORKFLOW_TYPE,
   isRolloutId,
   rolloutWorkflowId,
@@ -198,8 +199,9 @@ async function isRunning(client: Client, workflowId: string): Promise<boolean | 
 }
 
 /**
- * Cancels with the reason recorded in the workflow's history (handle.cancel() takes none). False
- * when the workflow closed in the meantime.
+ * Cancels with the reason recorded twice: signalled to the workflow first, which writes it into
+ * the rollout record, and as the cancellation's cause in the workflow's history (handle.cancel()
+ * takes none). False when the workflow closed in the meantime.
  */
 async function requestCancel(
   client: Client,
@@ -207,16 +209,21 @@ async function requestCancel(
   workflowId: string,
   reason: string,
 ): Promise<boolean> {
+  const because = reason || 'cancelled with edgeforge (no reason given)';
   try {
+    if (reason) {
+      await client.workflow.getHandle(workflowId).signal(ROLLOUT_SIGNALS.cancelReason, reason);
+    }
     await client.workflowService.requestCancelWorkflowExecution({
       namespace: temporal.settings?.namespace,
       workflowExecution: { workflowId },
       identity: client.options.identity,
       requestId: randomUUID(),
-      reason: reason || 'cancelled with edgeforge (no reason given)',
+      reason: because,
     });
     return true;
   } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
     if (isGrpcServiceError(err) && err.code === grpcStatus.NOT_FOUND) return false;
     throw err;
   }

@@ -198,7 +198,15 @@ export interface HeartbeatResponse {
   nextHeartbeatSeconds: number;
   /** Set when the credential is close to expiry: use this one from now on. */
   renewedCredential: string;
-  renewedCredentialExpiresAt?: Date | undefined;
+  renewedCredentialExpiresAt?:
+    | Date
+    | undefined;
+  /**
+   * The NATS URL agents should use now (as in EnrollResponse.nats_url); empty when the control
+   * plane advertises none. An agent whose stored URL differs moves to this one: the NATS server
+   * may have moved (a restarted embedded stack gets a new port and passwords).
+   */
+  natsUrl: string;
 }
 
 export interface LatencyStats {
@@ -973,7 +981,7 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
 };
 
 function createBaseHeartbeatResponse(): HeartbeatResponse {
-  return { nextHeartbeatSeconds: 0, renewedCredential: "", renewedCredentialExpiresAt: undefined };
+  return { nextHeartbeatSeconds: 0, renewedCredential: "", renewedCredentialExpiresAt: undefined, natsUrl: "" };
 }
 
 export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
@@ -986,6 +994,9 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
     }
     if (message.renewedCredentialExpiresAt !== undefined) {
       Timestamp.encode(toTimestamp(message.renewedCredentialExpiresAt), writer.uint32(26).fork()).join();
+    }
+    if (message.natsUrl !== "") {
+      writer.uint32(34).string(message.natsUrl);
     }
     return writer;
   },
@@ -1027,6 +1038,14 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
             message.renewedCredentialExpiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.natsUrl = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1056,6 +1075,11 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
         : isSet(object.renewed_credential_expires_at)
         ? fromJsonTimestamp(object.renewed_credential_expires_at)
         : undefined,
+      natsUrl: isSet(object.natsUrl)
+        ? globalThis.String(object.natsUrl)
+        : isSet(object.nats_url)
+        ? globalThis.String(object.nats_url)
+        : "",
     };
   },
 
@@ -1070,6 +1094,9 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
     if (message.renewedCredentialExpiresAt !== undefined) {
       obj.renewedCredentialExpiresAt = message.renewedCredentialExpiresAt.toISOString();
     }
+    if (message.natsUrl !== "") {
+      obj.natsUrl = message.natsUrl;
+    }
     return obj;
   },
 
@@ -1081,6 +1108,7 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
     message.nextHeartbeatSeconds = object.nextHeartbeatSeconds ?? 0;
     message.renewedCredential = object.renewedCredential ?? "";
     message.renewedCredentialExpiresAt = object.renewedCredentialExpiresAt ?? undefined;
+    message.natsUrl = object.natsUrl ?? "";
     return message;
   },
 };
