@@ -128,18 +128,25 @@ export class ModelService {
 
     let link: NatsLink | undefined;
     let reconciler: Reconciler | undefined;
-    if (identity.natsUrl === '') {
+    // A heartbeat may have brought another URL while the model was being restored.
+    const natsUrl = o.session.identity?.natsUrl || identity.natsUrl;
+    if (natsUrl === '') {
       o.logger.error(
         'the control plane gave no NATS URL at enrollment, so this device cannot receive models; ' +
           'set EDGEFORGE_CP_ADVERTISED_NATS_URL on the control plane, then restart this agent',
       );
     } else {
-      link = new NatsLink({
-        url: identity.natsUrl,
+      // The NATS server may move (a restarted stack): heartbeats carry the current URL. The
+      // listener is in place before anything awaits, so no heartbeat's news is missed.
+      const moving = new NatsLink({
+        url: natsUrl,
         name: `edgeforge-agent-${identity.deviceId}`,
         backoff: o.backoff,
         logger: o.logger,
       });
+      const forget = o.session.onNatsUrlChange((url) => void moving.switchTo(url));
+      stop.signal.addEventListener('abort', forget, { once: true });
+      link = moving;
       const applier = new DesiredStateApplier({
         identity: () => o.session.identity ?? identity,
         store,
@@ -172,14 +179,7 @@ export class ModelService {
         logger: o.logger,
       });
       await reconciler.start();
-      // The NATS server may move (a restarted stack): heartbeats carry the current URL.
-      const moving = link;
-      const forget = o.session.onNatsUrlChange((url) => void moving.switchTo(url));
-      stop.signal.addEventListener('abort', forget, { once: true });
-      o.logger.info(
-        { natsUrl: redactUrl(identity.natsUrl) },
-        'reconciling toward the desired state',
-      );
+      o.logger.info({ natsUrl: redactUrl(natsUrl) }, 'reconciling toward the desired state');
     }
     return new ModelService({ inferenceUrl, activity, stop, slot, server, link, reconciler });
   }
