@@ -107,6 +107,7 @@ async function fanOut(
   agents: number,
   o: { url: string; ref: ObjectRef; downloads: string; raw: number },
 ): Promise<FanoutResult> {
+  const { raw, ...target } = o;
   const threads = Math.min(
     agents,
     Math.max(Math.ceil(agents / AGENTS_PER_THREAD), Math.max(...RAW_READERS)),
@@ -116,7 +117,7 @@ async function fanOut(
   let verified = 0;
   let retries = 0;
   const retryErrors = new Map<string, number>();
-  const run = await startWorkers(threads, agents, { ...o, mode: 'agents', times: 1 }, (m) => {
+  const run = await startWorkers(threads, agents, { ...target, mode: 'agents', times: 1 }, (m) => {
     if (m.kind === 'verified') verified++;
     if (m.kind === 'retry') {
       retries++;
@@ -134,14 +135,14 @@ async function fanOut(
   const { seconds, failures, errors } = await run().finally(() => clearInterval(progress));
   for (const error of errors) say(`failed: ${error}`);
   for (const [error, n] of retryErrors) say(`retried ${n}×: ${error}`);
-  const effective = ((agents - failures) * o.ref.size) / 1024 / 1024 / seconds;
+  const effective = ((agents - failures) * target.ref.size) / 1024 / 1024 / seconds;
   return {
     agents,
-    modelMiB: o.ref.size / 1024 / 1024,
+    modelMiB: target.ref.size / 1024 / 1024,
     secondsUntilAllVerified: round(seconds),
     effectiveMiBps: round(effective),
-    rawObjectStoreMiBps: round(o.raw),
-    shareOfLimit: round(effective / o.raw),
+    rawObjectStoreMiBps: round(raw),
+    shareOfLimit: round(effective / raw),
     failures,
     retries,
   };

@@ -266,20 +266,13 @@ export interface BenchmarkReportSignal {
   error: string | null;
 }
 
+type LatencyField = 'p50Ms' | 'p95Ms' | 'p99Ms' | 'cv' | 'runs' | 'roundP95Ms';
+
 /** What ReportBenchmark carries (proto ReportBenchmarkRequest), as far as a signal needs it. */
 export interface BenchmarkReportFields {
   variant: string;
   modelSha256: string;
-  latency?:
-    | {
-        p50Ms: number;
-        p95Ms: number;
-        p99Ms: number;
-        cv: number;
-        runs: number;
-        roundP95Ms?: number[];
-      }
-    | undefined;
+  latency?: Pick<BenchmarkReportSignal, LatencyField> | undefined;
   accuracy: number;
   top1Agreement: number;
   error: string;

@@ -66,9 +66,22 @@ async function bigDownloadOverSlowLink(downloadStallMs: number) {
     expect(link.downstreamBytes - sentBefore).toBeGreaterThan(signed.manifest.model.size / 4),
   );
   expect(agent.status.models?.state).toBe('DEVICE_STATE_DOWNLOADING');
+  const lastStatus = () => cp.registry.get(deviceId)?.lastStatus;
   return {
     agent,
-    lastStatus: () => cp.registry.get(deviceId)?.lastStatus,
+    lastStatus,
+    /** The big model ends up serving, and no partial download is left behind. */
+    async activatedWithNothingPartialLeft() {
+      await eventually(
+        () =>
+          expect(lastStatus()).toMatchObject({
+            event: 'STATUS_EVENT_ACTIVATED',
+            variant: 'fp32_big',
+          }),
+        60_000,
+      );
+      expect(await readdir(join(agent.options.dataDir, 'downloads'))).toEqual([]);
+    },
     async killNats() {
       nats.process.kill('SIGKILL');
       await nats.process.exited;
@@ -92,17 +105,9 @@ describe('model download over an unreliable NATS', () => {
     );
 
     await t.restartNats();
-    await eventually(
-      () =>
-        expect(t.lastStatus()).toMatchObject({
-          event: 'STATUS_EVENT_ACTIVATED',
-          variant: 'fp32_big',
-        }),
-      60_000,
-    );
+    await t.activatedWithNothingPartialLeft();
     const { status, body } = await infer(t.agent, hotSample(321, 1024));
     expect([status, body.variant, topClass(body)]).toEqual([200, 'fp32_big', 321]);
-    expect(await readdir(join(t.agent.options.dataDir, 'downloads'))).toEqual([]);
   });
 
   it('starts the transfer over once reconnected, without waiting out the stall timeout', async () => {
@@ -110,14 +115,6 @@ describe('model download over an unreliable NATS', () => {
     const t = await bigDownloadOverSlowLink(600_000);
     await t.killNats();
     await t.restartNats();
-    await eventually(
-      () =>
-        expect(t.lastStatus()).toMatchObject({
-          event: 'STATUS_EVENT_ACTIVATED',
-          variant: 'fp32_big',
-        }),
-      60_000,
-    );
-    expect(await readdir(join(t.agent.options.dataDir, 'downloads'))).toEqual([]);
+    await t.activatedWithNothingPartialLeft();
   });
 });

@@ -11,6 +11,7 @@ import { DeviceState, type EnrollRequest } from '../../proto/gen/edgeforge/v1/fl
 import { Connectivity } from '../../proto/gen/edgeforge/v1/admin.pb.js';
 import {
   ADMIN_TOKEN,
+  benchmarkReport,
   ENROLLMENT_TOKEN,
   rawClients,
   resetFleetState,
@@ -311,28 +312,7 @@ describe('control plane', () => {
     const cp = await startTestControlPlane();
     const api = rawClients(cp.address);
     const { deviceCredential } = await api.enroll(enrollRequest());
-    const report = {
-      rolloutId: 'r-1',
-      variant: 'int8-static',
-      modelSha256: 'a'.repeat(64),
-      sessionLoadMs: 12,
-      latency: {
-        p50Ms: 1,
-        p90Ms: 2,
-        p95Ms: 2.5,
-        p99Ms: 3,
-        meanMs: 1.2,
-        cv: 0.1,
-        runs: 100,
-        roundP95Ms: [2.4, 2.5, 2.6],
-      },
-      throughputPerSecond: 800,
-      memoryGrowthBytes: 0,
-      accuracy: 0.91,
-      top1Agreement: 0.99,
-      threads: 1,
-      error: '',
-    };
+    const report = benchmarkReport('r-1', 'int8-static');
     expect((await api.reportBenchmark(report, deviceCredential)).recorded).toBe(true);
     expect((await api.reportBenchmark(report, deviceCredential)).recorded).toBe(false);
     await expectStatus(

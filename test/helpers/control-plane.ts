@@ -115,3 +115,29 @@ export function rawClients(
     cancelRollout: call(AdminServiceService.cancelRollout),
   };
 }
+
+/** A well-formed ReportBenchmark request, as an agent sends it. */
+export function benchmarkReport(rolloutId: string, variant: string) {
+  return {
+    rolloutId,
+    variant,
+    modelSha256: 'b'.repeat(64),
+    sessionLoadMs: 12,
+    latency: {
+      p50Ms: 1,
+      p90Ms: 2,
+      p95Ms: 2.5,
+      p99Ms: 3,
+      meanMs: 1.2,
+      cv: 0.1,
+      runs: 100,
+      roundP95Ms: [2.4, 2.5, 2.6],
+    },
+    throughputPerSecond: 800,
+    memoryGrowthBytes: 0,
+    accuracy: 0.91,
+    top1Agreement: 0.98,
+    threads: 1,
+    error: '',
+  };
+}

@@ -20,6 +20,7 @@ import { StatusEvent } from '../../proto/gen/edgeforge/v1/fleet.pb.js';
 import { eventually } from '../helpers/agents.js';
 import {
   ADMIN_TOKEN,
+  benchmarkReport,
   ENROLLMENT_TOKEN,
   rawClients,
   resetFleetState,
@@ -136,31 +137,6 @@ async function enrollDevice(api: Api) {
     profile: profileToProto(fixtureProfile('raspberry-pi-4')),
     agentVersion: '0.1.0',
   });
-}
-
-function benchmarkReport(rolloutId: string, variant: string) {
-  return {
-    rolloutId,
-    variant,
-    modelSha256: 'b'.repeat(64),
-    sessionLoadMs: 12,
-    latency: {
-      p50Ms: 1,
-      p90Ms: 2,
-      p95Ms: 2.5,
-      p99Ms: 3,
-      meanMs: 1.2,
-      cv: 0.1,
-      runs: 100,
-      roundP95Ms: [2.4, 2.5, 2.6],
-    },
-    throughputPerSecond: 800,
-    memoryGrowthBytes: 0,
-    accuracy: 0.91,
-    top1Agreement: 0.98,
-    threads: 1,
-    error: '',
-  };
 }
 
 async function writeRecord(nats: NatsConnection, record: Partial<RolloutStatus> | string) {
