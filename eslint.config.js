@@ -28,8 +28,8 @@ export default tseslint.config(
     // Workflow code is replayed by Temporal and must stay deterministic: no Node built-ins,
     // no I/O, activities only as types.
     files: [
-      'workflows/workflows/**/*.ts',
-      'workflows/rollout/**/*.ts',
+      'workflows/definitions/**/*.ts',
+      'workflows/decisions/**/*.ts',
       'workflows/planner/**/*.ts',
     ],
     ignores: ['**/*.test.ts'],

@@ -169,6 +169,7 @@ export class ModelService {
         watcher: new DesiredStateWatcher({
           link,
           deviceId: identity.deviceId,
+          hardwareClass: () => (o.session.identity ?? identity).hardwareClass,
           backoff: o.backoff,
           logger: o.logger,
         }),

@@ -4,7 +4,7 @@
  * canary of each simulated class (the demo's four devices), in interleaved rounds; then, per
  * class, on those same measurements:
  *   oracle    the lowest on-device p95 of all variants that passed the gates;
- *   planner   what the class workflow's choice (workflows/rollout/choose.ts, ties within the
+ *   planner   what the class workflow's choice (workflows/decisions/choose.ts, ties within the
  *             measurement noise included) picks from the planner's shortlist (its top
  *             `maxCandidates` + fp32);
  *   int8      always int8 static (MinMax), whatever it costs in accuracy;
@@ -33,8 +33,8 @@ import {
   pickAmongQualified,
   roundNoise,
   type QualifiedVariant,
-} from '../workflows/rollout/choose.js';
-import type { rolloutWorkflow } from '../workflows/workflows/index.js';
+} from '../workflows/decisions/choose.js';
+import type { rolloutWorkflow } from '../workflows/definitions/index.js';
 import { startDemoAgents, type RunningDemoAgent } from '../cli/demo/demo-agents.js';
 import { DEMO_DEVICES } from '../cli/demo/demo-config.js';
 import { loadToolchain, REPO_ROOT, startEmbeddedStack } from '../services/stack/index.js';

@@ -1,7 +1,8 @@
 /**
- * Every NATS bucket, subject and Temporal task-queue name lives here; no other file spells one
- * out. The subject layout keeps one key per device so that per-device permissions can be added
- * without renaming anything.
+ * Every NATS bucket, subject, key and Temporal task-queue name lives here; no other file spells
+ * one out. The desired-state layout is built for per-device permissions (docs/rollouts.md,
+ * "Release tracks"): a device reads `device.<its id>` and `track.<its class>.*` of the
+ * desired-state bucket, nothing else; the orchestrator alone writes there.
  */
 
 export const TASK_QUEUES = {
@@ -26,11 +27,61 @@ export const OBJECT_BUCKETS = {
 } as const;
 
 const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** Hardware class keys (common/hardware) and rollout ids are single subject tokens. */
+const TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
 
-/** KV key of a device's desired state: `desired.<deviceId>`. */
-export function desiredStateKey(deviceId: string): string {
-  if (!DEVICE_ID.test(deviceId)) {
-    throw new RangeError(`device id ${JSON.stringify(deviceId)} is not 1-64 of [A-Za-z0-9_-]`);
+function token(what: string, value: string, pattern = TOKEN): string {
+  if (!pattern.test(value)) {
+    throw new RangeError(
+      `${what} ${JSON.stringify(value)} is not a subject token of [A-Za-z0-9_-]`,
+    );
   }
-  return `desired.${deviceId}`;
+  return value;
+}
+
+/**
+ * Desired-state key of one device's own entry, `device.<deviceId>`: set only where the device
+ * must differ from its track (a canary's benchmark candidates, a pinned model).
+ */
+export function deviceDesiredKey(deviceId: string): string {
+  return `device.${token('device id', deviceId, DEVICE_ID)}`;
+}
+
+/** Desired-state key of a release track: what one cohort of a hardware class should run. */
+export function trackKey(hardwareClass: string, cohort: number): string {
+  if (!Number.isInteger(cohort) || cohort < 0 || cohort > 99) {
+    throw new RangeError(`cohort ${cohort} is not an integer in 0..99`);
+  }
+  return `${trackPrefix(hardwareClass)}${String(cohort).padStart(2, '0')}`;
+}
+
+/** `track.<hardwareClass>.`: every cohort of the class's track starts with it. */
+export function trackPrefix(hardwareClass: string): string {
+  return `track.${token('hardware class', hardwareClass)}.`;
+}
+
+/** Prefix of the device entries in the desired-state bucket. */
+export const DEVICE_DESIRED_PREFIX = 'device.';
+
+/**
+ * Rollouts-bucket key of a class's lease: the one rollout that may change the class's tracks.
+ * Created with compare-and-swap, deleted when that rollout's class workflow ends.
+ */
+export function classLeaseKey(hardwareClass: string): string {
+  return `lease.${token('hardware class', hardwareClass)}`;
+}
+
+export const CLASS_LEASE_PREFIX = 'lease.';
+
+/**
+ * Rollouts-bucket key of a rollout's outcome counts for one class, kept by the control plane
+ * from the device registry (services/control-plane/rollouts/census.ts).
+ */
+export function censusKey(rolloutId: string, hardwareClass: string): string {
+  return `census.${token('rollout id', rolloutId)}.${token('hardware class', hardwareClass)}`;
+}
+
+/** Rollouts-bucket key of a class's tracks as they were before a rollout changed them. */
+export function trackSnapshotKey(rolloutId: string, hardwareClass: string): string {
+  return `previous.${token('rollout id', rolloutId)}.${token('hardware class', hardwareClass)}`;
 }

@@ -73,7 +73,9 @@ function exhaustive<T extends string>() {
 
 const ROLLOUT_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const MODEL_ID = /^[A-Za-z0-9_.-]{1,128}$/;
-const HARDWARE_CLASS = /^[A-Za-z0-9_.-]{1,128}$/;
+// One subject token: classes name release tracks and leases (common/names.ts).
+const HARDWARE_CLASS = /^[A-Za-z0-9_-]{1,128}$/;
+const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** Every key of T, so that a field added to a generated gpu-worker type fails tsc here. */
 type Shape<T> = { [K in keyof Required<T>]: z.ZodType };
@@ -199,6 +201,7 @@ const WavesSchema = z
       .default([...W.percents]),
     bakeSeconds: z.number().min(0, 'must be 0 or more').default(W.bakeSeconds),
     maxFailedShare: share().default(W.maxFailedShare),
+    minSuccessShare: share().default(W.minSuccessShare),
     maxP95Regression: z.number().min(0, 'must be 0 or more').default(W.maxP95Regression),
   })
   .check((ctx) => {
@@ -243,6 +246,13 @@ const RolloutSpecSchema = z.strictObject({
     .optional(),
   maxCandidates: int(1, 'of at least 1').default(ROLLOUT_DEFAULTS.maxCandidates),
   canaries: int(1, 'of at least 1').default(ROLLOUT_DEFAULTS.canaries),
+  canaryDevices: z
+    .array(z.string().regex(DEVICE_ID, 'must be a device id, as `edgeforge fleet ls` shows it'))
+    .min(1, 'must name at least one device, or be left out to draw the canaries')
+    .max(100, 'must name at most 100 devices')
+    .refine(unique, 'must not repeat a device')
+    .optional(),
+  canarySeed: int(0, '0 or more').optional(),
   waves: WavesSchema.default(() => WavesSchema.parse({})),
   benchmark: BenchmarkSchema.default(() => BenchmarkSchema.parse({})),
   reportTimeoutSeconds: positive().default(ROLLOUT_DEFAULTS.reportTimeoutSeconds),

@@ -6,6 +6,8 @@
  */
 import type { BenchmarkSettings } from './desired-state.js';
 import type { DatasetSpec, DistillConfig, FileRef, TeacherConfig } from './gpu-contracts.js';
+import type { DeviceFailure } from './census.js';
+import type { CohortRange } from './cohorts.js';
 import type { VariantName } from './variants.js';
 
 /** Where the model to roll out comes from. */
@@ -32,6 +34,11 @@ export interface WavePlan {
   bakeSeconds: number;
   /** A wave whose share of failed devices (health check, refusal) is above this is rolled back. */
   maxFailedShare: number;
+  /**
+   * Share of a wave's online devices that must serve the new model after the bake (the quorum);
+   * a device that stays silent counts against it.
+   */
+  minSuccessShare: number;
   /**
    * A wave whose median serving p95 exceeds the canaries' by more than this share (0.25 = 25%)
    * is rolled back. Judged only when both have served enough requests to tell.
@@ -62,6 +69,13 @@ export interface RolloutSpec {
   maxCandidates: number;
   /** Canary devices per class that benchmark every candidate. */
   canaries: number;
+  /**
+   * Devices to use as canaries (those of each class that are online), before any drawn ones.
+   * Absent: drawn at random from each class's healthy online devices, spread over cohorts.
+   */
+  canaryDevices?: string[];
+  /** Seed of the canary draw; absent: derived from the rollout id (recorded in the result). */
+  canarySeed?: number;
   waves: WavePlan;
   benchmark: BenchmarkSettings;
   /** A device that has not reported this long after it was asked is left out as unresponsive. */
@@ -78,7 +92,13 @@ export const ROLLOUT_DEFAULTS = {
   latencySloMs: null,
   maxCandidates: 4,
   canaries: 1,
-  waves: { percents: [10, 50, 100], bakeSeconds: 60, maxFailedShare: 0.2, maxP95Regression: 0.25 },
+  waves: {
+    percents: [10, 50, 100],
+    bakeSeconds: 60,
+    maxFailedShare: 0.2,
+    minSuccessShare: 0.9,
+    maxP95Regression: 0.25,
+  },
   benchmark: { warmupRuns: 10, minRuns: 100, minSeconds: 1, threads: 0, rounds: 3 },
   reportTimeoutSeconds: 600,
   manifestTtlHours: 24 * 30,
@@ -127,7 +147,7 @@ export interface OnDeviceResult {
   p99Ms: number;
   cv: number;
   /**
-   * How far apart repeated measurements of this p95 fell (workflows/rollout/choose.ts roundNoise:
+   * How far apart repeated measurements of this p95 fell (workflows/decisions/choose.ts roundNoise:
    * the robust standard deviation of a device's round p95s), the median over the devices; 0 when
    * measured in one round.
    */
@@ -189,14 +209,19 @@ export type WaveState = 'pending' | 'activating' | 'baking' | 'passed' | 'rolled
 export interface WaveStatus {
   /** 0 is the canaries. */
   index: number;
-  devices: string[];
+  /** The cohorts of the class's track this wave moves; null for the canaries' wave. */
+  cohorts: CohortRange | null;
+  /** Online devices of the wave when it started. */
+  devices: number;
   state: WaveState;
   activated: number;
   failed: number;
   unresponsive: number;
-  /** Median serving p95 of the wave's devices, when they served enough requests. */
+  /** Serving p95 of the new model on the wave's devices, when they served enough requests. */
   servingP95Ms: number | null;
   reason?: string;
+  /** A bounded sample of the devices that failed, with why. */
+  failures?: DeviceFailure[];
 }
 
 export interface ClassStatus {
@@ -206,9 +231,13 @@ export interface ClassStatus {
   /** Devices running the chosen variant. */
   devicesDone: number;
   devicesFailed: number;
-  /** Devices that did not report in time, left out. */
+  /** Canaries that did not report in time, left out (a bounded list: canaries only). */
   unresponsive: string[];
+  /** Devices of the waves that did not answer in time. */
+  unresponsiveCount: number;
   canaries: string[];
+  /** The seed the canaries were drawn with. */
+  canarySeed: number;
   candidates: CandidateOutcome[];
   chosen: ChosenVariant | null;
   waves: WaveStatus[];
@@ -303,23 +332,12 @@ export function benchmarkSignal(deviceId: string, r: BenchmarkReportFields): Ben
 export type DeviceEvent =
   'activated' | 'health_check_failed' | 'rolled_back' | 'refused' | 'download_failed';
 
-/** A model status event from a device (ReportStatus), forwarded to the class workflow. */
-export interface DeviceStatusSignal {
-  deviceId: string;
-  event: DeviceEvent;
-  variant: string;
-  /** sha256 of the model the device serves after the event; null when none. */
-  activeSha256: string | null;
-  detail: string;
-}
-
-/** The rollout workflow's type name (workflows/workflows/rollout.ts), for clients that start it. */
+/** The rollout workflow's type name (workflows/definitions/rollout.ts), for clients that start it. */
 export const ROLLOUT_WORKFLOW_TYPE = 'rolloutWorkflow';
 
 /** Signal names, shared by the workflows (handlers) and the control plane (senders). */
 export const ROLLOUT_SIGNALS = {
   benchmarkReported: 'benchmarkReported',
-  deviceStatus: 'deviceStatus',
   /** Why the rollout is being cancelled, sent just before the cancellation request. */
   cancelReason: 'cancelReason',
 } as const;

@@ -3,7 +3,7 @@ import { Worker, type NativeConnection } from '@temporalio/worker';
 import { TASK_QUEUES } from '../common/names.js';
 import { createOrchestratorActivities, type OrchestratorDependencies } from './activities/index.js';
 
-const WORKFLOWS_PATH = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
+const WORKFLOWS_PATH = fileURLToPath(new URL('./definitions/index.ts', import.meta.url));
 
 export interface OrchestratorWorkerOptions extends OrchestratorDependencies {
   connection: NativeConnection;

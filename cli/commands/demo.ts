@@ -15,7 +15,7 @@ import {
   REPO_ROOT,
   type StackEndpoints,
 } from '../../services/stack/index.js';
-import type { smokeWorkflow } from '../../workflows/workflows/index.js';
+import type { smokeWorkflow } from '../../workflows/definitions/index.js';
 import { adminClient, runningStack } from '../admin-client.js';
 import { startDemoAgents, type RunningDemoAgent } from '../demo/demo-agents.js';
 import {
@@ -244,7 +244,7 @@ async function runDemo(options: DemoOptions): Promise<void> {
         'The stack and the agents stay up (Ctrl-C stops them). Explore:',
         ...(endpoints.temporalUiUrl
           ? [
-              `  Temporal UI            ${endpoints.temporalUiUrl}/namespaces/default/workflows/rollout-${rolloutId}`,
+              `  Temporal UI            ${endpoints.temporalUiUrl}/namespaces/default/workflows/decisions-${rolloutId}`,
             ]
           : []),
         `  control plane metrics  ${endpoints.controlPlaneMetricsUrl}`,

@@ -55,6 +55,8 @@ const vnni: ClassStatus = {
   devicesDone: 2,
   devicesFailed: 0,
   unresponsive: [],
+  unresponsiveCount: 0,
+  canarySeed: 1,
   canaries: ['d-1'],
   candidates: [
     candidate(
@@ -106,7 +108,8 @@ const vnni: ClassStatus = {
   waves: [
     {
       index: 0,
-      devices: ['d-1'],
+      cohorts: null,
+      devices: 1,
       state: 'passed',
       activated: 1,
       failed: 0,
@@ -115,7 +118,8 @@ const vnni: ClassStatus = {
     },
     {
       index: 1,
-      devices: ['d-2'],
+      cohorts: null,
+      devices: 1,
       state: 'passed',
       activated: 1,
       failed: 0,
@@ -134,6 +138,8 @@ const pi: ClassStatus = {
   devicesDone: 0,
   devicesFailed: 0,
   unresponsive: ['d-3'],
+  unresponsiveCount: 0,
+  canarySeed: 1,
   canaries: ['d-3'],
   candidates: [
     candidate('fp32', 'failed_on_device', null, null, 'no canary reported a benchmark for it'),

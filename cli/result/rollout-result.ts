@@ -148,7 +148,7 @@ export function rolloutResult(status: RolloutStatus, now?: number): RolloutResul
         variants,
         waves: c.waves.map((w) => ({
           index: w.index,
-          devices: w.devices.length,
+          devices: w.devices,
           state: w.state,
           activated: w.activated,
           failed: w.failed,

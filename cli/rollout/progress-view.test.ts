@@ -16,13 +16,16 @@ const cls = (hardwareClass: string, overrides: Partial<ClassStatus> = {}): Class
   devicesDone: 1,
   devicesFailed: 0,
   unresponsive: [],
+  unresponsiveCount: 0,
+  canarySeed: 1,
   canaries: ['d-1'],
   candidates: [],
   chosen: null,
   waves: [
     {
       index: 0,
-      devices: ['d-1'],
+      cohorts: null,
+      devices: 1,
       state: 'passed',
       activated: 1,
       failed: 0,
@@ -31,7 +34,8 @@ const cls = (hardwareClass: string, overrides: Partial<ClassStatus> = {}): Class
     },
     {
       index: 1,
-      devices: ['d-2', 'd-3'],
+      cohorts: null,
+      devices: 2,
       state: 'baking',
       activated: 2,
       failed: 0,
@@ -40,7 +44,8 @@ const cls = (hardwareClass: string, overrides: Partial<ClassStatus> = {}): Class
     },
     {
       index: 2,
-      devices: ['d-4'],
+      cohorts: null,
+      devices: 1,
       state: 'pending',
       activated: 0,
       failed: 0,

@@ -13,6 +13,7 @@ import { createAdminService } from './grpc/admin-service.js';
 import { createFleetService } from './grpc/fleet-service.js';
 import { createControlPlaneMetrics } from './metrics.js';
 import { DeviceRegistry } from './registry/device-registry.js';
+import { CensusPublisher } from './rollouts/census-publisher.js';
 import { RolloutRecords } from './rollouts/rollout-records.js';
 import { RolloutSignals } from './rollouts/rollout-signals.js';
 import { RolloutTemporal, type TemporalSettings } from './rollouts/temporal-connection.js';
@@ -50,6 +51,8 @@ export interface ControlPlaneOptions {
    * FAILED_PRECONDITION.
    */
   temporal?: TemporalSettings;
+  /** How often the census of classes under rollout is brought up to date; default 1 s. */
+  censusIntervalMs?: number;
 }
 
 export function defaultControlPlaneOptions(): Pick<
@@ -95,6 +98,15 @@ export async function startControlPlane(
   const temporal = new RolloutTemporal(options.temporal, log);
   const rolloutSignals = new RolloutSignals(temporal, log);
   const rolloutRecords = new RolloutRecords(options.nats, log);
+  const census = new CensusPublisher({
+    nats: options.nats,
+    records: () => registry.records(),
+    thresholds,
+    intervalMs: options.censusIntervalMs ?? 1_000,
+    log,
+    onRound: (seconds) => metrics.censusRoundSeconds.observe(seconds),
+  });
+  census.start();
 
   const server = new Server({
     'grpc.max_receive_message_length': MAX_REQUEST_BYTES,
@@ -136,6 +148,7 @@ export async function startControlPlane(
     metricsServer = await serveMetrics(metrics.register, options.metricsListen);
   } catch (err) {
     server.forceShutdown();
+    await census.stop();
     await metrics.rollouts.close();
     await registry.close();
     throw err;
@@ -164,6 +177,7 @@ export async function startControlPlane(
       });
       await metricsServer.close();
       await rolloutSignals.drain();
+      await census.stop();
       await temporal.close();
       await metrics.rollouts.close();
       await registry.close();

@@ -204,5 +204,11 @@ export function createControlPlaneMetrics(
       help: 'Registry writes that lost a compare-and-swap race and were re-applied',
       registers: [register],
     }),
+    censusRoundSeconds: new Histogram({
+      name: 'edgeforge_census_round_seconds',
+      help: 'Time to bring the census of every class under rollout up to date from the registry',
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers: [register],
+    }),
   };
 }

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createOrchestratorWorker } from '../../workflows/index.js';
-import { smokeWorkflow } from '../../workflows/workflows/index.js';
+import { smokeWorkflow } from '../../workflows/definitions/index.js';
 import { REPO_ROOT } from '../../services/stack/index.js';
 import { testNats, testTemporal, uniqueTaskQueue } from '../helpers/stack.js';
 

@@ -2,7 +2,7 @@ import { Kvm } from '@nats-io/kv';
 import { Objm } from '@nats-io/obj';
 import { describe, expect, it } from 'vitest';
 import { connectNats } from '../../common/nats.js';
-import { desiredStateKey, KV_BUCKETS, OBJECT_BUCKETS } from '../../common/names.js';
+import { deviceDesiredKey, KV_BUCKETS, OBJECT_BUCKETS } from '../../common/names.js';
 import { testNats, testStack } from '../helpers/stack.js';
 
 describe('NATS permissions (deploy/nats)', () => {
@@ -10,7 +10,7 @@ describe('NATS permissions (deploy/nats)', () => {
     const central = await testNats('orchestrator');
     const desired = await new Kvm(central).create(KV_BUCKETS.desiredState, { history: 5 });
     const models = await new Objm(central).create(OBJECT_BUCKETS.models);
-    const key = desiredStateKey('d-permissions');
+    const key = deviceDesiredKey('d-permissions');
     await desired.put(key, JSON.stringify({ kind: 'run' }));
     await models.putBlob({ name: 'permissions/model.onnx' }, new Uint8Array([1, 2, 3]));
 

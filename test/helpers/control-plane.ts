@@ -27,7 +27,13 @@ export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
  */
 export async function resetFleetState(nats: NatsConnection): Promise<void> {
   const kvm = new Kvm(nats);
-  for (const bucket of [KV_BUCKETS.devices, KV_BUCKETS.benchmarks, KV_BUCKETS.rollouts]) {
+  const buckets = [
+    KV_BUCKETS.devices,
+    KV_BUCKETS.benchmarks,
+    KV_BUCKETS.rollouts,
+    KV_BUCKETS.desiredState,
+  ];
+  for (const bucket of buckets) {
     await kvm
       .open(bucket)
       .then((kv) => kv.destroy())

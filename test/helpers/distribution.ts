@@ -9,8 +9,8 @@ import {
   type ModelManifest,
   type SignedManifest,
 } from '../../common/manifest.js';
-import { desiredStateKey, KV_BUCKETS, OBJECT_BUCKETS } from '../../common/names.js';
-import type { NatsConnection } from '../../common/nats.js';
+import { deviceDesiredKey, KV_BUCKETS, OBJECT_BUCKETS } from '../../common/names.js';
+import { bucketOptions, type NatsConnection } from '../../common/nats.js';
 import type { EdgeAgent } from '../../agent/index.js';
 import { testManifest, type TestManifestParts } from './manifests.js';
 
@@ -30,8 +30,8 @@ export class TestOrchestrator {
   static async open(nats: NatsConnection, controlPlaneDataDir: string): Promise<TestOrchestrator> {
     const pem = await readFile(`${controlPlaneDataDir}/manifest-signing.pem`, 'utf8');
     return new TestOrchestrator(
-      await new Kvm(nats).create(KV_BUCKETS.desiredState),
-      await new Objm(nats).create(OBJECT_BUCKETS.models),
+      await new Kvm(nats).create(KV_BUCKETS.desiredState, bucketOptions()),
+      await new Objm(nats).create(OBJECT_BUCKETS.models, bucketOptions()),
       loadManifestKeyPair(pem),
     );
   }
@@ -56,7 +56,7 @@ export class TestOrchestrator {
   /** Writes a raw desired-state value; returns its KV revision. */
   put(deviceId: string, value: DesiredState | string): Promise<number> {
     return this.desired.put(
-      desiredStateKey(deviceId),
+      deviceDesiredKey(deviceId),
       typeof value === 'string' ? value : JSON.stringify(value),
     );
   }

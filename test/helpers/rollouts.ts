@@ -11,7 +11,7 @@ import {
   type RolloutStatus,
 } from '../../common/rollout.js';
 import { createOrchestratorWorker } from '../../workflows/worker.js';
-import { rolloutWorkflow } from '../../workflows/workflows/index.js';
+import { rolloutWorkflow } from '../../workflows/definitions/index.js';
 import type { EdgeAgent } from '../../agent/index.js';
 import { deviceIdFor } from '../../services/control-plane/index.js';
 import { eventually, startTestAgent, type SimulatedDevice } from './agents.js';
@@ -35,7 +35,7 @@ export function tinySpecJson(rolloutId: string, overrides: Record<string, unknow
     accuracyBudget: 0.05,
     maxCandidates: 2,
     canaries: 1,
-    waves: { percents: [100], bakeSeconds: 1, maxFailedShare: 0.2, maxP95Regression: 10 },
+    waves: { percents: [100], bakeSeconds: 1 },
     benchmark: TINY_BENCHMARK,
     reportTimeoutSeconds: 90,
     ...overrides,
@@ -55,15 +55,19 @@ export interface RolloutHarness {
 
 /**
  * A real orchestrator worker (the production activities, signing with the control plane's key)
- * on a task queue of its own, running until the test ends.
+ * on a task queue of its own, running until the test ends. Against the run's NATS and Temporal
+ * unless `servers` names others (a TestNatsCluster's URL, a Temporal dev server of the test's).
  */
-export async function startRolloutWorker(cp: TestControlPlane): Promise<RolloutHarness> {
-  const { client, workerConnection } = await testTemporal();
+export async function startRolloutWorker(
+  cp: TestControlPlane,
+  servers: { natsUrl?: string; temporalAddress?: string } = {},
+): Promise<RolloutHarness> {
+  const { client, workerConnection } = await testTemporal(servers.temporalAddress);
   const taskQueue = uniqueTaskQueue('rollout');
   const pem = await readFile(`${cp.dataDir}/manifest-signing.pem`, 'utf8');
   const worker = await createOrchestratorWorker({
     connection: workerConnection,
-    nats: await testNats('orchestrator'),
+    nats: await testNats('orchestrator', servers.natsUrl),
     taskQueue,
     manifestKey: loadManifestKeyPair(pem),
   });
@@ -104,22 +108,19 @@ export async function statusWhen(
 
 /**
  * Two agents of one class: a healthy canary and a second device that fails the health check of
- * every model it activates (a simulated fault). Canaries are the first devices of a class by
- * device id, so the names are picked to make the healthy one sort first.
+ * every model it activates (a simulated fault). Canaries are drawn at random: name the healthy
+ * one in the spec (`canaryDevices: [canary.deviceId]`).
  */
 export async function startCanaryAndBrokenAgent(
   controlPlane: string,
   device: SimulatedDevice,
   namePrefix: string,
 ): Promise<{ canary: EdgeAgent; broken: EdgeAgent }> {
-  const [canaryName, brokenName] = [`${namePrefix}-a`, `${namePrefix}-b`].sort((a, b) =>
-    deviceIdFor(a).localeCompare(deviceIdFor(b)),
-  );
-  const canary = await startTestAgent(controlPlane, device, { deviceName: canaryName });
+  const canary = await startTestAgent(controlPlane, device, { deviceName: `${namePrefix}-a` });
   const broken = await startTestAgent(
     controlPlane,
     { ...device, simulate: { accuracyFaults: [{ variants: '*', flipShare: 0.9 }] } },
-    { deviceName: brokenName },
+    { deviceName: `${namePrefix}-b` },
   );
   return { canary, broken };
 }

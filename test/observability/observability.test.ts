@@ -360,8 +360,8 @@ describe('metrics of the running stack', () => {
 
     const cp = await startTestControlPlane(temporalOption());
     const api = rawClients(cp.address);
-    // Two devices of one class, the second (not a canary: canaries are the first by device id)
-    // failing the health check of every model it activates; and a device of another class.
+    // Two devices of one class, the second (not a canary: the spec names the first) failing the
+    // health check of every model it activates; and a device of another class.
     const { canary, broken } = await startCanaryAndBrokenAgent(cp.address, AVX2, runId);
     const baking = await startTestAgent(cp.address, VNNI);
     const agents = [canary, broken, baking];
@@ -407,7 +407,10 @@ describe('metrics of the running stack', () => {
     // that a rollout is running while the dashboards are read. Two rollouts, started together,
     // because a spec has one bake time: in one rollout the rollback comes after two bakes, so a
     // class still running then would need a third wave and the test a bake's worth longer.
-    const rolledBackSpec = tinySpec(`${runId}-rollback`, { hardwareClasses: [rolledBackClass] });
+    const rolledBackSpec = tinySpec(`${runId}-rollback`, {
+      hardwareClasses: [rolledBackClass],
+      canaryDevices: [canary.deviceId!],
+    });
     const bakingSpec = tinySpec(`${runId}-baking`, {
       hardwareClasses: [bakingClass],
       waves: { percents: [100], bakeSeconds: 3600, maxFailedShare: 0.2, maxP95Regression: 10 },

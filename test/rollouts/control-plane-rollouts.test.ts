@@ -7,7 +7,15 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { profileToProto } from '../../common/fleet-api.js';
-import { KV_BUCKETS, TASK_QUEUES } from '../../common/names.js';
+import { waveCounts, type ClassCensus } from '../../common/census.js';
+import { cohortOf } from '../../common/cohorts.js';
+import {
+  censusKey,
+  classLeaseKey,
+  deviceDesiredKey,
+  KV_BUCKETS,
+  TASK_QUEUES,
+} from '../../common/names.js';
 import type { NatsConnection } from '../../common/nats.js';
 import {
   classWorkflowId,
@@ -421,11 +429,12 @@ describe('control plane rollout calls on the real Temporal', () => {
     expect(Date.now() - startedAt).toBeLessThan(2_000);
   });
 
-  it('forwards recorded benchmark reports and status events to the class workflow as signals', async () => {
+  it("forwards a canary's recorded benchmark reports to the class workflow as signals, no one else's", async () => {
     const cp = await startTestControlPlane(testTemporalOption());
     const fixture = await startFixtureWorker(cp.nats);
     const api = rawClients(cp.address);
     const device = await enrollDevice(api);
+    const bystander = await enrollDevice(api);
     const rolloutId = newRolloutId('signals');
     await start(api, fixture, rolloutId, { hardwareClasses: [device.hardwareClass] });
     const classHandle = fixture.client.workflow.getHandle(
@@ -438,7 +447,16 @@ describe('control plane rollout calls on the real Temporal', () => {
         return r;
       });
     await received(() => {}); // the class workflow runs
+    // As the class workflow does: the canary's own entry asks it to benchmark for the rollout.
+    const desired = await new Kvm(cp.nats).open(KV_BUCKETS.desiredState);
+    await desired.put(
+      deviceDesiredKey(device.deviceId),
+      JSON.stringify({ kind: 'benchmark', rolloutId, candidates: [], settings: {}, issuedAt: '' }),
+    );
 
+    // A device that was not asked is recorded (its own business) but never reaches the workflow.
+    const unasked = benchmarkReport(rolloutId, 'int8_static_minmax');
+    expect((await api.reportBenchmark(unasked, bystander.deviceCredential)).recorded).toBe(true);
     const report = benchmarkReport(rolloutId, 'int8_static_minmax');
     expect((await api.reportBenchmark(report, device.deviceCredential)).recorded).toBe(true);
     await received((r) => expect(r.benchmarks).toHaveLength(1));
@@ -451,6 +469,7 @@ describe('control plane rollout calls on the real Temporal', () => {
     };
     expect((await api.reportBenchmark(failed, device.deviceCredential)).recorded).toBe(true);
     const { benchmarks } = await received((r) => expect(r.benchmarks).toHaveLength(2));
+    expect(benchmarks.map((b) => b.deviceId)).toEqual([device.deviceId, device.deviceId]);
     expect(benchmarks).toEqual(
       expect.arrayContaining([
         {
@@ -475,30 +494,66 @@ describe('control plane rollout calls on the real Temporal', () => {
         }),
       ]),
     );
+  });
 
-    await api.reportStatus(
-      {
-        event: StatusEvent.STATUS_EVENT_ACTIVATED,
-        rolloutId,
-        variant: 'int8_static_minmax',
-        activeModel: {
-          modelId: 'm',
-          variant: 'int8_static_minmax',
-          version: 2,
-          sha256: 'c'.repeat(64),
-        },
-        detail: 'health check passed',
-      },
-      device.deviceCredential,
+  it('counts status reports per cohort in the census of a leased class', async () => {
+    const cp = await startTestControlPlane(testTemporalOption());
+    const api = rawClients(cp.address);
+    const devices = [await enrollDevice(api), await enrollDevice(api), await enrollDevice(api)];
+    const hardwareClass = devices[0]!.hardwareClass;
+    const rolloutId = newRolloutId('census');
+    const target = 'c'.repeat(64);
+    const rollouts = await new Kvm(cp.nats).open(KV_BUCKETS.rollouts);
+    await rollouts.put(
+      classLeaseKey(hardwareClass),
+      JSON.stringify({ rolloutId, hardwareClass, acquiredAt: '', targetSha256: target }),
     );
-    const { statuses } = await received((r) => expect(r.statuses).toHaveLength(1));
-    expect(statuses[0]).toEqual({
-      deviceId: device.deviceId,
-      event: 'activated',
+    onTestFinished(() => rollouts.delete(classLeaseKey(hardwareClass)));
+    const activeModel = { modelId: 'm', variant: 'int8_static_minmax', version: 2, sha256: target };
+    const status = (event: StatusEvent, detail: string) => ({
+      event,
+      rolloutId,
       variant: 'int8_static_minmax',
-      activeSha256: 'c'.repeat(64),
-      detail: 'health check passed',
+      activeModel,
+      detail,
     });
+    await api.reportStatus(
+      status(StatusEvent.STATUS_EVENT_ACTIVATED, 'health check passed'),
+      devices[0]!.deviceCredential,
+    );
+    await api.reportStatus(
+      status(StatusEvent.STATUS_EVENT_ACTIVATED, 'health check passed'),
+      devices[1]!.deviceCredential,
+    );
+    // Reported twice: counted once (the census counts devices by their last report).
+    for (let i = 0; i < 2; i++) {
+      await api.reportStatus(
+        {
+          ...status(StatusEvent.STATUS_EVENT_REFUSED, 'signature does not verify'),
+          activeModel: undefined,
+        },
+        devices[2]!.deviceCredential,
+      );
+    }
+    const census = await eventually(async () => {
+      const entry = await rollouts.get(censusKey(rolloutId, hardwareClass));
+      const value = entry!.json<ClassCensus>();
+      expect(waveCounts(value, { from: 0, to: 100 }, 1)).toMatchObject({ activated: 2, failed: 1 });
+      return value;
+    });
+    const all = waveCounts(census, { from: 0, to: 100 }, 1);
+    expect(all).toMatchObject({ online: 3, servingTarget: 2, activated: 2, failed: 1 });
+    expect(all.failures).toEqual([
+      {
+        deviceId: devices[2]!.deviceId,
+        cohort: cohortOf(devices[2]!.deviceId),
+        event: 'refused',
+        detail: 'signature does not verify',
+      },
+    ]);
+    // Each device is counted in its own cohort.
+    const cohort = cohortOf(devices[0]!.deviceId);
+    expect(census.cohorts[cohort]!.events.activated).toBeGreaterThanOrEqual(1);
   });
 
   it('a report for a rollout without a workflow still succeeds for the device and is stored', async () => {

@@ -5,7 +5,7 @@ import { beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { TASK_QUEUES } from '../../common/names.js';
 import { ROLLOUT_WORKFLOW_TYPE, rolloutWorkflowId } from '../../common/rollout.js';
 import { ManagedProcess, REPO_ROOT } from '../../services/stack/index.js';
-import type { rolloutWorkflow } from '../../workflows/workflows/index.js';
+import type { rolloutWorkflow } from '../../workflows/definitions/index.js';
 import { startTestAgent } from '../helpers/agents.js';
 import {
   resetFleetState,

@@ -6,7 +6,8 @@ import { loadToolchain } from '../../services/stack/index.js';
 import { Kvm } from '@nats-io/kv';
 import { Worker } from '@temporalio/worker';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { KV_BUCKETS } from '../../common/names.js';
+import type { RunModel } from '../../common/desired-state.js';
+import { deviceDesiredKey, KV_BUCKETS, trackKey } from '../../common/names.js';
 import {
   classWorkflowId,
   measurementsKey,
@@ -30,10 +31,10 @@ import { testNats, testStack, testTemporal } from '../helpers/stack.js';
 const run = promisify(execFile);
 
 const WORKFLOWS_PATH = fileURLToPath(
-  new URL('../../workflows/workflows/index.ts', import.meta.url),
+  new URL('../../workflows/definitions/index.ts', import.meta.url),
 );
 const HISTORIES_DIR = fileURLToPath(
-  new URL('../../workflows/workflows/histories', import.meta.url),
+  new URL('../../workflows/definitions/histories', import.meta.url),
 );
 
 const VNNI = { cpuinfo: 'intel-xeon-gold-6242-cascade-lake' };
@@ -93,10 +94,20 @@ describe('rollout workflow on the real stack', () => {
       expect(cls.devicesDone).toBe(cls.devicesTotal);
     }
     const vnniClass = classOf(status, vnni!);
-    expect(vnniClass.waves.map((w) => [w.devices.length, w.state])).toEqual([
-      [1, 'passed'],
-      [1, 'passed'],
+    // The canary first, then one wave over every cohort of the track (percents [100]), judged
+    // by both devices of the class: the canary serves the winner too.
+    expect(vnniClass.waves.map((w) => [w.cohorts, w.devices, w.state])).toEqual([
+      [null, 1, 'passed'],
+      [{ from: 0, to: 100 }, 2, 'passed'],
     ]);
+    // The track holds the winner for every cohort, the canary's own entry is gone: a device
+    // that enrols now runs the winner with no rollout (test/rollouts/release-tracks.test.ts).
+    const desired = await new Kvm(await testNats('check')).open(KV_BUCKETS.desiredState);
+    for (const cohort of [0, 37, 99]) {
+      const track = await desired.get(trackKey(vnni!, cohort));
+      expect(track?.json<RunModel>().model.manifest.model.sha256).toBe(vnniClass.chosen!.sha256);
+    }
+    expect((await desired.get(deviceDesiredKey(vnniClass.canaries[0]!)))?.operation).not.toBe('PUT');
 
     // Every device serves its class's winner.
     for (const agent of agents) {
@@ -125,7 +136,7 @@ describe('rollout workflow on the real stack', () => {
     const { client } = await testTemporal();
     const history = await client.workflow.getHandle(handle.workflowId).fetchHistory();
     await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, history, handle.workflowId);
-    // EDGEFORGE_RECORD_HISTORIES=1 keeps the histories for workflows/workflows/replay.test.ts,
+    // EDGEFORGE_RECORD_HISTORIES=1 keeps the histories for workflows/definitions/replay.test.ts,
     // which replays them on every run: a change that breaks running rollouts fails there.
     if (process.env.EDGEFORGE_RECORD_HISTORIES === '1') {
       const record = async (workflowId: string, name: string) => {
@@ -172,12 +183,20 @@ describe('rollout workflow on the real stack', () => {
       `wave-${Date.now()}`,
     );
     expect(broken.hardwareClass).toBe(canary.hardwareClass);
-    const status = await (await orchestrator.start(tinySpec(`wave-${Date.now()}`))).result();
+    const status = await (
+      await orchestrator.start(
+        tinySpec(`wave-${Date.now()}`, { canaryDevices: [canary.deviceId!] }),
+      )
+    ).result();
     const cls = classOf(status, canary.hardwareClass!);
     expect(cls.canaries).toEqual([canary.deviceId]);
     expect(cls.phase, cls.reason).toBe('rolled_back');
     expect(cls.waves.map((w) => w.state)).toEqual(['passed', 'rolled_back']);
-    expect(cls.waves[1]!.reason).toMatch(/1 of 1 devices failed/);
+    // The canary's cohort moves with the broken device's: the canary succeeds, the other fails.
+    expect(cls.waves[1]!.reason).toMatch(/1 of 2 devices failed/);
+    expect(cls.waves[1]!.failures).toEqual([
+      expect.objectContaining({ deviceId: broken.deviceId, event: 'rolled_back' }),
+    ]);
     expect(status.phase).toBe('failed');
     // The canary keeps the winner; the broken device never left its earlier state (no model).
     expect(await servedModel(canary.inferenceUrl!)).toMatchObject({ variant: cls.chosen!.variant });

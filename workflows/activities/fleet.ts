@@ -1,13 +1,19 @@
 import { Kvm, type KV } from '@nats-io/kv';
+import { ApplicationFailure } from '@temporalio/activity';
+import { deviceEventOf } from '../../common/census.js';
+import { cohortOf } from '../../common/cohorts.js';
 import { deriveHardwareClass, type HardwareClass } from '../../common/hardware/index.js';
 import type { HardwareProfile } from '../../common/hardware/index.js';
 import { histogramQuantile } from '../../common/latency-histogram.js';
 import { KV_BUCKETS } from '../../common/names.js';
 import type { NatsConnection } from '../../common/nats.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { cancellation, heartbeat, KV_CONCURRENCY, mapLimit, scanBucket } from './bulk.js';
 
 /**
  * The fleet as the orchestrator sees it: the device records the control plane's registry keeps
- * in the devices KV bucket. Read-only here; only the control plane writes them.
+ * in the devices KV bucket. Read-only here; only the control plane writes them. Nothing here
+ * returns a list of a class's devices: counts, and bounded samples (canaries).
  */
 
 /** The fields of the registry's DeviceRecord (services/control-plane/registry) read here. */
@@ -15,6 +21,7 @@ interface StoredDevice {
   deviceId: string;
   hardwareClass: string;
   profile: HardwareProfile;
+  state?: string;
   lastSeenAt: string;
   activeModel: { modelId: string; variant: string; version: number; sha256: string } | null;
   lastStatus: {
@@ -35,17 +42,16 @@ interface StoredDevice {
 export interface FleetClass {
   key: string;
   hardwareClass: HardwareClass;
-  /** Online devices, by id. */
-  devices: string[];
-  offline: string[];
+  online: number;
+  offline: number;
 }
 
-export interface FleetSnapshot {
+export interface FleetSummary {
   takenAt: string;
   classes: FleetClass[];
 }
 
-/** What a device reports about the model it runs, for judging activations and waves. */
+/** What a device reports about the model it runs, for judging canaries. */
 export interface DeviceModelState {
   deviceId: string;
   activeSha256: string | null;
@@ -58,58 +64,41 @@ export interface DeviceModelState {
 export interface FleetActivityOptions {
   /** A device heard from within this long counts as online. */
   onlineWithinMs: number;
+  /** How often a waiting activity reads the devices again. */
+  pollMs: number;
 }
 
-async function devicesBucket(nats: NatsConnection): Promise<KV> {
-  return new Kvm(nats).create(KV_BUCKETS.devices, { history: 1 });
-}
+/** A device that is online and not degraded may be a canary. */
+const DEGRADED = 'DEVICE_STATE_DEGRADED';
 
-async function readDevices(kv: KV, ids?: string[]): Promise<StoredDevice[]> {
-  const keys = ids ?? [];
-  if (!ids) for await (const key of await kv.keys()) keys.push(key);
-  const devices: StoredDevice[] = [];
-  for (const key of keys.sort()) {
-    const entry = await kv.get(key);
-    if (entry?.operation === 'PUT') devices.push(entry.json<StoredDevice>());
-  }
-  return devices;
-}
+/** Status events that end a device's activation of a model. */
+const SETTLING_EVENTS = new Set(['activated', 'health_check_failed', 'rolled_back', 'refused']);
 
 export function createFleetActivities(nats: NatsConnection, options: FleetActivityOptions) {
-  return {
-    /** Devices grouped by hardware class, online ones apart from the rest. */
-    async fleetSnapshot(input: { hardwareClasses?: string[] }): Promise<FleetSnapshot> {
-      const now = Date.now();
-      const classes = new Map<string, FleetClass>();
-      for (const device of await readDevices(await devicesBucket(nats))) {
-        if (input.hardwareClasses && !input.hardwareClasses.includes(device.hardwareClass))
-          continue;
-        let cls = classes.get(device.hardwareClass);
-        if (!cls) {
-          cls = {
-            key: device.hardwareClass,
-            hardwareClass: deriveHardwareClass(device.profile),
-            devices: [],
-            offline: [],
-          };
-          classes.set(device.hardwareClass, cls);
-        }
-        const online = now - Date.parse(device.lastSeenAt) <= options.onlineWithinMs;
-        (online ? cls.devices : cls.offline).push(device.deviceId);
-      }
-      return {
-        takenAt: new Date(now).toISOString(),
-        classes: [...classes.values()].sort((a, b) => a.key.localeCompare(b.key)),
-      };
-    },
+  let bucket: Promise<KV> | undefined;
+  const devices = () => (bucket ??= new Kvm(nats).create(KV_BUCKETS.devices, { history: 1 }));
+  const isOnline = (d: StoredDevice, now: number) =>
+    now - Date.parse(d.lastSeenAt) <= options.onlineWithinMs;
 
-    /** The model each device runs now, its last status event, and its serving latency. */
-    async deviceModelStates(input: {
-      deviceIds: string[];
-      minServingSamples: number;
-    }): Promise<DeviceModelState[]> {
-      const devices = await readDevices(await devicesBucket(nats), input.deviceIds);
-      return devices.map((d) => {
+  /** The model each of a few devices (canaries) runs now, its last status and its latency. */
+  const deviceModelStates = async (input: {
+    deviceIds: string[];
+    minServingSamples: number;
+  }): Promise<DeviceModelState[]> => {
+    if (input.deviceIds.length > 1_000) {
+      throw ApplicationFailure.nonRetryable(
+        `deviceModelStates reads a bounded sample of devices, not ${input.deviceIds.length}`,
+        'TooManyDevices',
+      );
+    }
+    const kv = await devices();
+    const found = await mapLimit(input.deviceIds, KV_CONCURRENCY, async (id) => {
+      const entry = await kv.get(id);
+      return entry?.operation === 'PUT' ? entry.json<StoredDevice>() : undefined;
+    });
+    return found
+      .filter((d): d is StoredDevice => d !== undefined)
+      .map((d) => {
         const serving =
           d.serving && d.activeModel && d.serving.modelSha256 === d.activeModel.sha256
             ? d.serving
@@ -127,6 +116,124 @@ export function createFleetActivities(nats: NatsConnection, options: FleetActivi
           servingCount: serving?.count ?? 0,
         };
       });
-    },
   };
+
+  return {
+    /** How many devices each hardware class has, online and not; one streamed read of the registry. */
+    async fleetSummary(input: { hardwareClasses?: string[] }): Promise<FleetSummary> {
+      const now = Date.now();
+      const classes = new Map<string, FleetClass>();
+      await scanBucket<StoredDevice>(await devices(), (_, device) => {
+        if (input.hardwareClasses && !input.hardwareClasses.includes(device.hardwareClass)) return;
+        let cls = classes.get(device.hardwareClass);
+        if (!cls) {
+          cls = {
+            key: device.hardwareClass,
+            hardwareClass: deriveHardwareClass(device.profile),
+            online: 0,
+            offline: 0,
+          };
+          classes.set(device.hardwareClass, cls);
+        }
+        if (isOnline(device, now)) cls.online += 1;
+        else cls.offline += 1;
+      });
+      return {
+        takenAt: new Date(now).toISOString(),
+        classes: [...classes.values()].sort((a, b) => a.key.localeCompare(b.key)),
+      };
+    },
+
+    /**
+     * Canaries for a class: the named devices that are online in it, then a random sample of its
+     * healthy online devices drawn with `seed`, one per cohort before any cohort gives a second.
+     * A device cannot make itself a canary by its name: the draw is the rollout's, not the order
+     * of ids.
+     */
+    async pickCanaries(input: {
+      hardwareClass: string;
+      count: number;
+      seed: number;
+      named?: string[];
+    }): Promise<{ canaries: string[]; missingNamed: string[] }> {
+      const now = Date.now();
+      const named = new Set(input.named ?? []);
+      const foundNamed: string[] = [];
+      // Per cohort, the candidate that drew the lowest ticket: a reservoir of one per cohort,
+      // so memory stays O(cohorts) whatever the class's size.
+      const best = new Map<number, { ticket: number; deviceId: string }[]>();
+      await scanBucket<StoredDevice>(await devices(), (_, d) => {
+        if (d.hardwareClass !== input.hardwareClass || !isOnline(d, now)) return;
+        if (named.has(d.deviceId)) {
+          foundNamed.push(d.deviceId);
+          return;
+        }
+        if (d.state === DEGRADED) return;
+        const cohort = cohortOf(d.deviceId);
+        const ticket = drawTicket(input.seed, d.deviceId);
+        const kept = best.get(cohort) ?? [];
+        kept.push({ ticket, deviceId: d.deviceId });
+        kept.sort((a, b) => a.ticket - b.ticket);
+        best.set(cohort, kept.slice(0, input.count));
+      });
+      const chosen = [...foundNamed.sort()].slice(0, input.count);
+      // Round robin over cohorts in the order of their best ticket: spread first, then depth.
+      const cohorts = [...best.values()].sort((a, b) => a[0]!.ticket - b[0]!.ticket);
+      for (let depth = 0; chosen.length < input.count; depth++) {
+        const layer = cohorts.filter((c) => c.length > depth);
+        if (layer.length === 0) break;
+        for (const c of layer) {
+          if (chosen.length >= input.count) break;
+          chosen.push(c[depth]!.deviceId);
+        }
+      }
+      return { canaries: chosen, missingNamed: [...named].filter((d) => !foundNamed.includes(d)) };
+    },
+
+    /**
+     * Waits until each of a few devices (canaries) reported how its activation of `variant` for
+     * the rollout ended, or the timeout passes; heartbeats meanwhile. Returns their states.
+     */
+    async awaitDevicesSettled(input: {
+      rolloutId: string;
+      variant: string;
+      deviceIds: string[];
+      /** Give up waiting at this time (ISO): the workflow's, so a retried attempt keeps it. */
+      until: string;
+      minServingSamples: number;
+    }): Promise<DeviceModelState[]> {
+      const deadline = Date.parse(input.until);
+      const signal = cancellation();
+      const settled = (d: DeviceModelState) =>
+        d.lastStatus?.rolloutId === input.rolloutId &&
+        d.lastStatus.variant === input.variant &&
+        SETTLING_EVENTS.has(deviceEventOf(d.lastStatus.event));
+      for (;;) {
+        const states = await deviceModelStates(input);
+        const done = states.filter(settled).length;
+        if (done === input.deviceIds.length || Date.now() >= deadline) return states;
+        heartbeat({ settled: done });
+        await sleep(options.pollMs, undefined, { signal });
+      }
+    },
+
+    deviceModelStates,
+  };
+}
+
+/** A device's place in a seeded draw: FNV-1a over the seed and the id. */
+function drawTicket(seed: number, deviceId: string): number {
+  let hash = (0x811c9dc5 ^ seed) >>> 0;
+  const text = `${seed}:${deviceId}`;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  // One more mixing round (murmur3's finalizer), so nearby ids do not draw nearby tickets.
+  hash ^= hash >>> 16;
+  hash = Math.imul(hash, 0x85ebca6b) >>> 0;
+  hash ^= hash >>> 13;
+  hash = Math.imul(hash, 0xc2b2ae35) >>> 0;
+  hash ^= hash >>> 16;
+  return hash >>> 0;
 }

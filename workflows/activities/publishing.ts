@@ -1,14 +1,22 @@
 import { Kvm, type KV } from '@nats-io/kv';
-import type { DesiredState } from '../../common/desired-state.js';
+import { COHORTS } from '../../common/cohorts.js';
+import type { DesiredState, RunModel } from '../../common/desired-state.js';
 import { signManifest, type ManifestKeyPair, type SignedManifest } from '../../common/manifest.js';
-import { desiredStateKey, KV_BUCKETS } from '../../common/names.js';
+import { deviceDesiredKey, KV_BUCKETS, trackKey, trackSnapshotKey } from '../../common/names.js';
 import { isRevisionConflict, type NatsConnection } from '../../common/nats.js';
-import { toModelManifest, type ManifestParts } from '../rollout/manifests.js';
+import { toModelManifest, type ManifestParts } from '../decisions/manifests.js';
+import { checkpoint, heartbeat, KV_CONCURRENCY, mapLimit } from './bulk.js';
+
+/** A class's tracks before a rollout changed them: one desired state (or none) per cohort. */
+interface TrackSnapshot {
+  tracks: (RunModel | null)[];
+}
 
 /**
- * Publishing: signs manifests with the fleet key and writes each device's desired state. Every
- * activity here is idempotent, so Temporal may retry any of them: signing is deterministic
- * (ed25519), and writing a desired state twice leaves the same value.
+ * Publishing: signs manifests with the fleet key and writes desired state: release tracks (per
+ * class and cohort) and the few devices' own entries (canaries). Every activity here is
+ * idempotent, so Temporal may retry any of them: signing is deterministic (ed25519), writing a
+ * value twice leaves the same value, and the bulk ones resume from their heartbeat's checkpoint.
  */
 export function createPublishingActivities(nats: NatsConnection, key: ManifestKeyPair) {
   let desired: Promise<KV> | undefined;
@@ -16,6 +24,27 @@ export function createPublishingActivities(nats: NatsConnection, key: ManifestKe
   const desiredBucket = () => (desired ??= new Kvm(nats).create(KV_BUCKETS.desiredState));
   const rolloutsBucket = () =>
     (rollouts ??= new Kvm(nats).create(KV_BUCKETS.rollouts, { history: 1 }));
+  const readState = async (kv: KV, k: string) => {
+    const entry = await kv.get(k);
+    return entry?.operation === 'PUT' ? entry.json<DesiredState>() : null;
+  };
+
+  /** Writes `states[i]` (null: removes the key) to `keys[i]`, from the last checkpoint on. */
+  const writeAll = async (keys: string[], states: (DesiredState | null)[]) => {
+    const kv = await desiredBucket();
+    const start = checkpoint<{ written: number }>()?.written ?? 0;
+    const BATCH = KV_CONCURRENCY * 4;
+    for (let at = start; at < keys.length; at += BATCH) {
+      const slice = keys.slice(at, at + BATCH);
+      await mapLimit(slice, KV_CONCURRENCY, async (k, i) => {
+        const state = states[at + i] ?? null;
+        if (state) await kv.put(k, JSON.stringify(state));
+        else await kv.delete(k);
+      });
+      heartbeat({ written: at + slice.length });
+    }
+    return keys.length - start;
+  };
 
   return {
     signManifests(input: { manifests: ManifestParts[] }): Promise<SignedManifest[]> {
@@ -25,76 +54,101 @@ export function createPublishingActivities(nats: NatsConnection, key: ManifestKe
     },
 
     /**
-     * Keeps each device's desired state as it was before this rollout touched it, in the
-     * rollouts bucket, so that a rollback or a cancellation can restore it. Written once per
-     * (rollout, device): a retry, or a later call for the same device, keeps the first copy.
+     * Keeps a class's tracks as they were before this rollout touched them, in the rollouts
+     * bucket, so a rollback or a cancellation can restore them. Written once per (rollout,
+     * class): a retry keeps the first copy. O(cohorts) reads, whatever the class's size.
      */
-    async saveDesiredStateSnapshot(input: { rolloutId: string; deviceIds: string[] }) {
-      const [kv, rollouts] = [await desiredBucket(), await rolloutsBucket()];
-      for (const id of input.deviceIds) {
-        const entry = await kv.get(desiredStateKey(id));
-        const state = entry?.operation === 'PUT' ? entry.json<DesiredState>() : null;
-        await rollouts
-          .create(previousStateKey(input.rolloutId, id), JSON.stringify({ state }))
-          .catch((err: unknown) => {
-            if (!isRevisionConflict(err)) throw err;
-          });
-      }
+    async snapshotTracks(input: { rolloutId: string; hardwareClass: string }): Promise<void> {
+      const [kv, rec] = [await desiredBucket(), await rolloutsBucket()];
+      const snapshotKey = trackSnapshotKey(input.rolloutId, input.hardwareClass);
+      if ((await rec.get(snapshotKey))?.operation === 'PUT') return;
+      const tracks = await mapLimit(
+        Array.from({ length: COHORTS }, (_, c) => trackKey(input.hardwareClass, c)),
+        KV_CONCURRENCY,
+        async (k) => {
+          const state = await readState(kv, k);
+          return state?.kind === 'run' ? state : null;
+        },
+      );
+      const snapshot: TrackSnapshot = { tracks };
+      await rec.create(snapshotKey, JSON.stringify(snapshot)).catch((err: unknown) => {
+        if (!isRevisionConflict(err)) throw err;
+      });
     },
 
-    /** Writes one desired state to many devices; null removes their entries. */
-    async writeDesiredState(input: { deviceIds: string[]; state: DesiredState | null }) {
-      const kv = await desiredBucket();
-      const value = input.state && JSON.stringify(input.state);
-      for (const id of input.deviceIds) {
-        if (value) await kv.put(desiredStateKey(id), value);
-        else await kv.delete(desiredStateKey(id));
-      }
+    /** Moves cohorts of a class's track to `state`: one KV write per cohort. */
+    async writeTracks(input: {
+      hardwareClass: string;
+      cohorts: number[];
+      state: RunModel;
+    }): Promise<{ written: number }> {
+      const keys = input.cohorts.map((c) => trackKey(input.hardwareClass, c));
+      return {
+        written: await writeAll(
+          keys,
+          keys.map(() => input.state),
+        ),
+      };
     },
 
     /**
-     * Sends devices back to what they were told to run before the rollout: the earlier model,
-     * signed again with `version` (devices refuse older versions than what they run). A device
-     * that had no model to run before has its entry removed and keeps what it runs.
+     * Moves cohorts back to the release they had before the rollout: the earlier model, signed
+     * again with `version` (devices refuse older versions than what they run). A cohort that had
+     * no release before loses its track entry, and its devices keep what they run.
      */
-    async restoreDesiredStates(input: {
+    async restoreTracks(input: {
       rolloutId: string;
-      deviceIds: string[];
+      hardwareClass: string;
+      cohorts: number[];
       version: number;
       expiresAt: string;
-    }): Promise<{ restored: string[]; cleared: string[] }> {
-      const [kv, rollouts] = [await desiredBucket(), await rolloutsBucket()];
-      const restored: string[] = [];
-      const cleared: string[] = [];
-      for (const id of input.deviceIds) {
-        const saved = await rollouts.get(previousStateKey(input.rolloutId, id));
-        const previous =
-          saved?.operation === 'PUT' ? saved.json<{ state: DesiredState | null }>().state : null;
-        if (previous?.kind === 'run') {
-          const { version, expiresAt, rolloutId } = input;
-          const model = signManifest(
-            { ...previous.model.manifest, rolloutId, version, expiresAt },
-            key.privateKey,
-          );
-          const state: DesiredState = {
-            kind: 'run',
-            rolloutId,
-            model,
-            issuedAt: new Date().toISOString(),
-          };
-          await kv.put(desiredStateKey(id), JSON.stringify(state));
-          restored.push(id);
-        } else {
-          await kv.delete(desiredStateKey(id));
-          cleared.push(id);
-        }
-      }
-      return { restored, cleared };
+    }): Promise<{ restored: number; cleared: number }> {
+      const rec = await rolloutsBucket();
+      const saved = await rec.get(trackSnapshotKey(input.rolloutId, input.hardwareClass));
+      const snapshot =
+        saved?.operation === 'PUT' ? saved.json<TrackSnapshot>() : { tracks: [] as null[] };
+      const states = input.cohorts.map((c) => {
+        const previous = snapshot.tracks[c] ?? null;
+        return previous ? resign(previous, input) : null;
+      });
+      await writeAll(
+        input.cohorts.map((c) => trackKey(input.hardwareClass, c)),
+        states,
+      );
+      const restored = states.filter((s) => s !== null).length;
+      return { restored, cleared: states.length - restored };
+    },
+
+    /**
+     * Writes one desired state to a few devices' own entries (canaries); null removes them, and
+     * the devices follow their tracks again.
+     */
+    async writeDeviceStates(input: {
+      deviceIds: string[];
+      state: DesiredState | null;
+    }): Promise<void> {
+      const keys = input.deviceIds.map(deviceDesiredKey);
+      await writeAll(
+        keys,
+        keys.map(() => input.state),
+      );
     },
   };
-}
 
-/** Where a device's desired state from before a rollout is kept, in the rollouts bucket. */
-function previousStateKey(rolloutId: string, deviceId: string): string {
-  return `previous.${rolloutId}.${deviceId}`;
+  /** A saved release, signed again for this rollout with a new version and expiry. */
+  function resign(
+    previous: RunModel,
+    input: { rolloutId: string; version: number; expiresAt: string },
+  ): RunModel {
+    const { version, expiresAt, rolloutId } = input;
+    return {
+      kind: 'run',
+      rolloutId,
+      model: signManifest(
+        { ...previous.model.manifest, rolloutId, version, expiresAt },
+        key.privateKey,
+      ),
+      issuedAt: new Date().toISOString(),
+    };
+  }
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '../../../common/nats.js';
-import { KV_BUCKETS } from '../../../common/names.js';
+import { deviceDesiredKey, KV_BUCKETS } from '../../../common/names.js';
 import { deriveHardwareClass } from '../../../common/hardware/index.js';
 import {
   DeviceState,
@@ -66,7 +66,18 @@ export async function createFleetService(
   const benchmarks: KV = await new Kvm(nats).create(KV_BUCKETS.benchmarks, { history: 1 });
   // Enrolled agents watch their desired-state entry at once; without the bucket they back off
   // for up to a minute, and would see the orchestrator's first rollout that much later.
-  await new Kvm(nats).create(KV_BUCKETS.desiredState);
+  const desired = await new Kvm(nats).create(KV_BUCKETS.desiredState);
+  /** Whether the orchestrator asked this device to benchmark for this rollout (a canary). */
+  const askedToBenchmark = async (deviceId: string, rolloutId: string) => {
+    const entry = await desired.get(deviceDesiredKey(deviceId));
+    if (entry?.operation !== 'PUT') return false;
+    try {
+      const state = entry.json<{ kind?: unknown; rolloutId?: unknown }>();
+      return state.kind === 'benchmark' && state.rolloutId === rolloutId;
+    } catch {
+      return false;
+    }
+  };
   const service = 'edgeforge.v1.FleetService';
 
   return {
@@ -167,7 +178,11 @@ export async function createFleetService(
             throw err;
           },
         );
-        if (recorded) options.rolloutSignals.benchmarkReported(device, request);
+        // Only a canary's report reaches the workflow: any other device's would only grow its
+        // history (a device cannot make itself count by reporting unasked).
+        if (recorded && (await askedToBenchmark(deviceId, req.rolloutId))) {
+          options.rolloutSignals.benchmarkReported(device, request);
+        }
         ctx.metrics.recordBenchmark(registry.get(deviceId)?.hardwareClass, request, recorded);
         log.info(
           { rolloutId: req.rolloutId, variant: req.variant, recorded },
@@ -181,7 +196,7 @@ export async function createFleetService(
       const deviceId = deviceOf(caller);
       const req = validateReportStatus(request);
       const at = new Date().toISOString();
-      const device = await registry.update(deviceId, (current) => ({
+      await registry.update(deviceId, (current) => ({
         ...requireRecord(deviceId, current),
         lastSeenAt: at,
         ...(req.activeModel ? { activeModel: req.activeModel } : {}),
@@ -194,7 +209,7 @@ export async function createFleetService(
         },
       }));
       ctx.metrics.recordModelEvent(registry.get(deviceId)?.hardwareClass, req.event);
-      options.rolloutSignals.deviceStatus(device, req);
+      // No signal: the rollout reads the outcome counts the census keeps from the registry.
       log.info(
         { event: StatusEvent[req.event], rolloutId: req.rolloutId, variant: req.variant },
         'device status',

@@ -16,6 +16,8 @@ function classStatus(overrides: Partial<ClassStatus>): ClassStatus {
     devicesDone: 4,
     devicesFailed: 1,
     unresponsive: ['d-1'],
+    unresponsiveCount: 0,
+    canarySeed: 1,
     canaries: ['d-2'],
     candidates: [],
     chosen: null,
@@ -72,10 +74,13 @@ describe('RolloutMetrics', () => {
       devicesDone: 0,
       devicesFailed: 2,
       unresponsive: [],
+      unresponsiveCount: 0,
+      canarySeed: 1,
       waves: [
         {
           index: 0,
-          devices: ['a'],
+          cohorts: null,
+          devices: 1,
           state: 'passed',
           activated: 1,
           failed: 0,
@@ -84,7 +89,8 @@ describe('RolloutMetrics', () => {
         },
         {
           index: 1,
-          devices: ['b', 'c'],
+          cohorts: null,
+          devices: 2,
           state: 'rolled_back',
           activated: 2,
           failed: 2,

@@ -86,6 +86,11 @@ export class DeviceRegistry {
     return this.cache.get(deviceId)?.record;
   }
 
+  /** Every record, in no particular order (cheaper than list() for counting). */
+  *records(): IterableIterator<DeviceRecord> {
+    for (const cached of this.cache.values()) yield cached.record;
+  }
+
   /** Every record, sorted by device id. */
   list(): DeviceRecord[] {
     return [...this.cache.values()]

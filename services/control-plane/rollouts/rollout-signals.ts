@@ -1,16 +1,7 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Logger } from 'pino';
-import {
-  ROLLOUT_SIGNALS,
-  classWorkflowId,
-  benchmarkSignal,
-  type DeviceEvent,
-  type DeviceStatusSignal,
-} from '../../../common/rollout.js';
-import {
-  StatusEvent,
-  type ReportBenchmarkRequest,
-} from '../../../proto/gen/edgeforge/v1/fleet.pb.js';
+import { ROLLOUT_SIGNALS, classWorkflowId, benchmarkSignal } from '../../../common/rollout.js';
+import type { ReportBenchmarkRequest } from '../../../proto/gen/edgeforge/v1/fleet.pb.js';
 import { TemporalNotConfiguredError, type RolloutTemporal } from './temporal-connection.js';
 
 /** Where a report goes: the class workflow of the device's hardware class. */
@@ -19,27 +10,11 @@ export interface ReportingDevice {
   hardwareClass: string;
 }
 
-/** ReportStatus after validation (validateReportStatus). */
-export interface StatusReport {
-  event: StatusEvent;
-  rolloutId: string;
-  variant: string;
-  activeModel: { sha256: string } | null;
-  detail: string;
-}
-
-const DEVICE_EVENTS: Partial<Record<StatusEvent, DeviceEvent>> = {
-  [StatusEvent.STATUS_EVENT_ACTIVATED]: 'activated',
-  [StatusEvent.STATUS_EVENT_HEALTH_CHECK_FAILED]: 'health_check_failed',
-  [StatusEvent.STATUS_EVENT_ROLLED_BACK]: 'rolled_back',
-  [StatusEvent.STATUS_EVENT_REFUSED]: 'refused',
-  [StatusEvent.STATUS_EVENT_DOWNLOAD_FAILED]: 'download_failed',
-};
-
 const SIGNAL_TIMEOUT_MS = 5_000;
 
 /**
- * Forwards device reports to the rollout's class workflow as signals. A signal is a shortcut, not
+ * Forwards canaries' benchmark reports to the rollout's class workflow as signals (status
+ * reports reach rollouts as counts: rollouts/census-publisher.ts). A signal is a shortcut, not
  * the record: the report is already stored (benchmarks bucket, device registry), and the workflow
  * re-reads those when signals are missing. So a signal that fails (no such workflow: an old or
  * hand-made rollout id; Temporal down) is logged and dropped, and never fails or slows the
@@ -59,21 +34,6 @@ export class RolloutSignals {
   benchmarkReported(device: ReportingDevice, report: ReportBenchmarkRequest): void {
     const signal = benchmarkSignal(device.deviceId, report);
     this.#send(device, report.rolloutId, ROLLOUT_SIGNALS.benchmarkReported, signal);
-  }
-
-  /** A ReportStatus about a rollout's model → ROLLOUT_SIGNALS.deviceStatus. */
-  deviceStatus(device: ReportingDevice, report: StatusReport): void {
-    const event = DEVICE_EVENTS[report.event];
-    // Events outside a rollout (a device's own recovery) have no workflow to tell.
-    if (!report.rolloutId || !event) return;
-    const signal: DeviceStatusSignal = {
-      deviceId: device.deviceId,
-      event,
-      variant: report.variant,
-      activeSha256: report.activeModel?.sha256 ?? null,
-      detail: report.detail,
-    };
-    this.#send(device, report.rolloutId, ROLLOUT_SIGNALS.deviceStatus, signal);
   }
 
   /** Waits (up to `timeoutMs`) for signals still being sent, before the connection closes. */

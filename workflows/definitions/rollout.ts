@@ -27,7 +27,7 @@ import type { VariantName } from '../../common/variants.js';
 import { planVariants, type ModelTraits, type Plan } from '../planner/planner.js';
 import { classRolloutWorkflow, type ClassCandidate } from './class-rollout.js';
 import { cancelReason, classProgress, rolloutStatus } from './definitions.js';
-import { gpu, orchestrator } from './proxies.js';
+import { gpu, orchestrator, orchestratorLong } from './proxies.js';
 
 /**
  * A rollout: get a teacher and distill a student (or import a trained ONNX model), plan and
@@ -101,13 +101,13 @@ export async function rolloutWorkflow(spec: RolloutSpec): Promise<RolloutStatus>
     status.modelId = modelId;
 
     await enter('planning', 'reading the fleet and measuring the fp32 student');
-    const snapshot = await orchestrator.fleetSnapshot({ hardwareClasses: spec.hardwareClasses });
-    const classes = snapshot.classes.filter((c) => c.devices.length > 0);
-    status.skippedClasses = snapshot.classes
-      .filter((c) => c.devices.length === 0)
+    const fleet = await orchestratorLong.fleetSummary({ hardwareClasses: spec.hardwareClasses });
+    const classes = fleet.classes.filter((c) => c.online > 0);
+    status.skippedClasses = fleet.classes
+      .filter((c) => c.online === 0)
       .map((c) => ({
         hardwareClass: c.key,
-        reason: `no online device (${c.offline.length} offline): they catch up with a later rollout`,
+        reason: `no online device (${c.offline} offline): they catch up with a later rollout`,
       }));
     if (classes.length === 0) {
       throw ApplicationFailure.nonRetryable(
@@ -175,7 +175,7 @@ export async function rolloutWorkflow(spec: RolloutSpec): Promise<RolloutStatus>
               rolloutId: spec.rolloutId,
               spec,
               hardwareClass: cls.key,
-              devices: cls.devices,
+              onlineDevices: cls.online,
               architecture: student.architecture,
               candidates,
               teacherReference: built.teacher_reference ?? null,

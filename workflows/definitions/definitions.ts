@@ -4,7 +4,6 @@ import {
   ROLLOUT_SIGNALS,
   type BenchmarkReportSignal,
   type ClassStatus,
-  type DeviceStatusSignal,
   type RolloutStatus,
 } from '../../common/rollout.js';
 
@@ -12,7 +11,6 @@ import {
 export const benchmarkReported = defineSignal<[BenchmarkReportSignal]>(
   ROLLOUT_SIGNALS.benchmarkReported,
 );
-export const deviceStatus = defineSignal<[DeviceStatusSignal]>(ROLLOUT_SIGNALS.deviceStatus);
 export const cancelReason = defineSignal<[string]>(ROLLOUT_SIGNALS.cancelReason);
 export const rolloutStatus = defineQuery<RolloutStatus>(ROLLOUT_QUERIES.status);
 
