@@ -195,11 +195,13 @@ export class EdgeAgent {
         logger: o.logger,
       });
       this.#profile = device.profile;
-      if (device.simulate && device.simulate.accuracyFaults.length > 0) {
+      const simulate = device.simulate;
+      if (simulate && (simulate.accuracyFaults.length > 0 || simulate.servingDelayMs)) {
         o.logger.warn(
           { profileOverrideFile: o.profileOverrideFile, simulate: device.simulate },
           'this device simulates hardware faults (profile override file): the holdout accuracy ' +
-            'it measures for matching variants is made worse on purpose; for tests and demos only',
+            'it measures for matching variants, or its serving latency, is made worse on purpose; ' +
+            'for tests and demos only',
         );
       }
       this.#metrics = new AgentMetrics(AGENT_VERSION);

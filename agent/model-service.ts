@@ -115,6 +115,7 @@ export class ModelService {
       latency,
       requests: o.metrics.inferenceRequests,
       hardwareClass: () => o.session.identity?.hardwareClass ?? identity.hardwareClass,
+      simulatedDelayMs: o.simulate?.servingDelayMs,
       logger: o.logger,
     });
     // Without its endpoint the device can still benchmark and report, so it runs on, DEGRADED,

@@ -103,7 +103,7 @@ const FAULT_EXAMPLE = '{"variants": "int8_*", "flipShare": 0.3}';
 
 /**
  * The `simulate` section: {"accuracyFaults": [{"variants": glob, "flipShare": 0..1}, ...],
- * "sharedHostLock": "path"}.
+ * "sharedHostLock": "path", "servingDelayMs": ms}.
  */
 function parseSimulate(file: string, value: unknown): SimulatedFaults {
   const fail = (field: string, problem: string): never => {
@@ -115,11 +115,20 @@ function parseSimulate(file: string, value: unknown): SimulatedFaults {
       `is ${JSON.stringify(value)}; expected an object such as {"accuracyFaults": [${FAULT_EXAMPLE}]}`,
     );
   }
-  const { accuracyFaults = [], sharedHostLock, ...unknown } = value;
+  const { accuracyFaults = [], sharedHostLock, servingDelayMs, ...unknown } = value;
   for (const key of Object.keys(unknown)) {
     fail(
       `simulate.${key}`,
-      'is not a simulation setting; expected accuracyFaults or sharedHostLock',
+      'is not a simulation setting; expected accuracyFaults, sharedHostLock or servingDelayMs',
+    );
+  }
+  if (
+    servingDelayMs !== undefined &&
+    (typeof servingDelayMs !== 'number' || !(servingDelayMs >= 0 && servingDelayMs <= 60_000))
+  ) {
+    fail(
+      'simulate.servingDelayMs',
+      `is ${JSON.stringify(servingDelayMs)}; expected the milliseconds every served request takes longer, 0 to 60000`,
     );
   }
   if (sharedHostLock !== undefined && (typeof sharedHostLock !== 'string' || !sharedHostLock)) {
@@ -136,6 +145,7 @@ function parseSimulate(file: string, value: unknown): SimulatedFaults {
   }
   return {
     ...(sharedHostLock ? { sharedHostLock: resolve(dirname(file), sharedHostLock as string) } : {}),
+    ...(servingDelayMs ? { servingDelayMs: servingDelayMs as number } : {}),
     accuracyFaults: accuracyFaults.map((fault: unknown, i): AccuracyFault => {
       const at = `simulate.accuracyFaults[${i}]`;
       if (!isPlainObject(fault)) {

@@ -20,6 +20,8 @@ export interface InferenceServerOptions {
   requests: Counter<'code'>;
   /** The device's hardware class, a label of the latency histogram. */
   hardwareClass: () => string;
+  /** A simulated slow device's extra time per request (SimulatedFaults.servingDelayMs). */
+  simulatedDelayMs?: number;
   logger: Logger;
 }
 
@@ -111,6 +113,9 @@ export class InferenceServer {
     const feeds = parseInferRequest(body, m.inputs);
     const start = performance.now();
     const outputs = await model.run(feeds);
+    // A simulated slow device (profile override file): the delay counts as serving latency.
+    const delayMs = this.#o.simulatedDelayMs ?? 0;
+    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
     const latencyMs = performance.now() - start;
     this.#o.latency.observe(latencyMs / 1000, {
       model: m.modelId,

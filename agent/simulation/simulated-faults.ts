@@ -9,6 +9,11 @@ export interface SimulatedFaults {
    * benchmarks, so one device's runs do not slow down another's measurements.
    */
   sharedHostLock?: string;
+  /**
+   * A device slower than its class (thermal throttling, a busy neighbour process): every request
+   * to the serving endpoint takes this many milliseconds longer, and is measured so.
+   */
+  servingDelayMs?: number;
 }
 
 /**

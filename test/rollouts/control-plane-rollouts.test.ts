@@ -290,6 +290,43 @@ describe('control plane rollout calls on the real Temporal', () => {
     await expectStatus(start(api, fixture, rolloutId), status.ALREADY_EXISTS);
   });
 
+  it('refuses a rollout on a class that a running rollout owns, naming that rollout', async () => {
+    const cp = await startTestControlPlane(testTemporalOption());
+    const fixture = await startFixtureWorker(cp.nats);
+    const api = rawClients(cp.address);
+    const rollouts = await new Kvm(cp.nats).create(KV_BUCKETS.rollouts, { history: 1 });
+    const lease = (hardwareClass: string, rolloutId: string) =>
+      rollouts.put(
+        classLeaseKey(hardwareClass),
+        JSON.stringify({ rolloutId, hardwareClass, acquiredAt: '', targetSha256: null }),
+      );
+    const owner = newRolloutId('owner');
+    await lease('x86_64-vnni-nofp16-cpu-8g', owner);
+    await writeRecord(cp.nats, { rolloutId: owner, phase: 'rolling_out', finishedAt: null });
+
+    await expectStatus(
+      start(api, fixture, newRolloutId('second'), {
+        hardwareClasses: ['x86_64-vnni-nofp16-cpu-8g'],
+      }),
+      status.FAILED_PRECONDITION,
+      new RegExp(`x86_64-vnni-nofp16-cpu-8g \\(rollout ${owner}\\).*one rollout per class`),
+    );
+    // Every class (no hardwareClasses) includes the taken one: refused, with the way out.
+    await expectStatus(
+      start(api, fixture, newRolloutId('all')),
+      status.FAILED_PRECONDITION,
+      /name the other classes in hardwareClasses/,
+    );
+    // Another class is free; a lease whose rollout ended is stale and taken over.
+    await start(api, fixture, newRolloutId('other'), {
+      hardwareClasses: ['aarch64-neon-nofp16-cpu-4g'],
+    });
+    await writeRecord(cp.nats, { rolloutId: owner, phase: 'succeeded' });
+    await start(api, fixture, newRolloutId('after'), {
+      hardwareClasses: ['x86_64-vnni-nofp16-cpu-8g'],
+    });
+  });
+
   it('refuses a bad spec with INVALID_ARGUMENT naming the field, and starts nothing', async () => {
     const cp = await startTestControlPlane(testTemporalOption());
     const api = rawClients(cp.address);

@@ -107,7 +107,9 @@ describe('rollout workflow on the real stack', () => {
       const track = await desired.get(trackKey(vnni!, cohort));
       expect(track?.json<RunModel>().model.manifest.model.sha256).toBe(vnniClass.chosen!.sha256);
     }
-    expect((await desired.get(deviceDesiredKey(vnniClass.canaries[0]!)))?.operation).not.toBe('PUT');
+    expect((await desired.get(deviceDesiredKey(vnniClass.canaries[0]!)))?.operation).not.toBe(
+      'PUT',
+    );
 
     // Every device serves its class's winner.
     for (const agent of agents) {

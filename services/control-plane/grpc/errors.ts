@@ -27,6 +27,11 @@ export class AlreadyExistsError extends EdgeforgeError {
   override name = 'AlreadyExistsError';
 }
 
+/** The call cannot be done in the system's current state; the message says what to wait for. */
+export class FailedPreconditionError extends EdgeforgeError {
+  override name = 'FailedPreconditionError';
+}
+
 /**
  * The one place where errors become gRPC status codes. Anything unexpected is INTERNAL, and its
  * details stay in the server log rather than going to the caller.
@@ -42,6 +47,8 @@ export function toGrpcStatus(err: unknown): { code: status; details: string } {
   if (err instanceof RegistryConflictError) return { code: status.ABORTED, details: err.message };
   if (err instanceof AlreadyExistsError)
     return { code: status.ALREADY_EXISTS, details: err.message };
+  if (err instanceof FailedPreconditionError)
+    return { code: status.FAILED_PRECONDITION, details: err.message };
   // Rollout calls need Temporal; their messages name the address and the fix.
   if (err instanceof TemporalNotConfiguredError)
     return { code: status.FAILED_PRECONDITION, details: err.message };

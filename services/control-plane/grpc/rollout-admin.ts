@@ -34,9 +34,27 @@ import {
   TemporalUnavailableError,
   type RolloutTemporal,
 } from '../rollouts/temporal-connection.js';
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from './errors.js';
+import {
+  AlreadyExistsError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+} from './errors.js';
 import { unary, type UnaryContext } from './unary.js';
 import { MAX_PAGE_SIZE } from './validation.js';
+
+function classesTaken(
+  held: { hardwareClass: string; rolloutId: string }[],
+  named: boolean,
+): FailedPreconditionError {
+  const list = held.map((l) => `${l.hardwareClass} (rollout ${l.rolloutId})`).join(', ');
+  const way = named
+    ? 'wait for it to end or cancel it (`edgeforge rollout cancel ID`)'
+    : 'wait for it to end, cancel it (`edgeforge rollout cancel ID`), or name the other classes in hardwareClasses';
+  return new FailedPreconditionError(
+    `a running rollout owns hardware class(es) ${list}: one rollout per class at a time; ${way}`,
+  );
+}
 
 /** Specs are small; a larger one is a mistake (a model pasted in) and would bloat the history. */
 const MAX_SPEC_BYTES = 64 * 1024;
@@ -68,6 +86,9 @@ export function createRolloutAdmin(
       const workflowId = rolloutWorkflowId(spec.rolloutId);
       // Temporal forgets closed workflows after its retention period; the record does not.
       if (await records.get(spec.rolloutId)) throw alreadyExists(spec.rolloutId, workflowId);
+      // One rollout per class: the workflow's lease decides races; this says it up front.
+      const held = await records.heldLeases(spec.hardwareClasses);
+      if (held.length > 0) throw classesTaken(held, spec.hardwareClasses !== undefined);
       const handle = await temporal
         .run(`starting rollout ${spec.rolloutId}`, (client) =>
           client.workflow.start(ROLLOUT_WORKFLOW_TYPE, {

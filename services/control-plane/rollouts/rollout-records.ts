@@ -1,8 +1,13 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
-import { KV_BUCKETS } from '../../../common/names.js';
+import type { ClassLease } from '../../../common/census.js';
+import { CLASS_LEASE_PREFIX, KV_BUCKETS } from '../../../common/names.js';
 import type { NatsConnection } from '../../../common/nats.js';
-import { rolloutRecordKey, type RolloutStatus } from '../../../common/rollout.js';
+import {
+  FINISHED_PHASES,
+  rolloutRecordKey,
+  type RolloutStatus,
+} from '../../../common/rollout.js';
 
 const RECORD_PREFIX = rolloutRecordKey('');
 
@@ -39,6 +44,25 @@ export class RolloutRecords {
       }),
     );
     return records.filter((r): r is RolloutStatus => r !== null);
+  }
+
+  /**
+   * The classes a running rollout holds the lease of (workflows/activities/leases.ts), among
+   * `classes` (all when absent). A lease whose rollout's record says it ended is stale: not held.
+   */
+  async heldLeases(classes?: string[]): Promise<ClassLease[]> {
+    const kv = await this.#bucket();
+    const held: ClassLease[] = [];
+    for await (const key of await kv.keys(`${CLASS_LEASE_PREFIX}*`)) {
+      const entry = await kv.get(key);
+      if (entry?.operation !== 'PUT') continue;
+      const lease = entry.json<ClassLease>();
+      if (classes && !classes.includes(lease.hardwareClass)) continue;
+      const record = await this.get(lease.rolloutId);
+      if (record && FINISHED_PHASES.includes(record.phase)) continue;
+      held.push(lease);
+    }
+    return held.sort((a, b) => a.hardwareClass.localeCompare(b.hardwareClass));
   }
 
   #bucket(): Promise<KV> {
