@@ -11,7 +11,6 @@
  * exits. In raw mode the connections just read the object back to back (FanoutWorkerData).
  */
 import { createHash } from 'node:crypto';
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout } from 'node:timers/promises';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -19,6 +18,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
 import { DEFAULT_DOWNLOAD_STALL_MS } from '../agent/agent.js';
 import { downloadObject, OBJECT_STORE_API_TIMEOUT_MS } from '../agent/download/object-download.js';
+import { discardPartial } from '../agent/download/partial-download.js';
 import { Backoff, DEFAULT_BACKOFF } from '../agent/heartbeat/backoff.js';
 import type { ObjectRef } from '../common/manifest.js';
 import { connectNats, type NatsConnection } from '../common/nats.js';
@@ -62,9 +62,10 @@ async function agentDownload(
   const js = jetstream(nc, { timeout: OBJECT_STORE_API_TIMEOUT_MS });
   const store = await new Objm(js).open(ref.bucket);
   try {
-    await downloadObject(store, ref, file, { stallMs: DEFAULT_DOWNLOAD_STALL_MS, signal });
+    await downloadObject(store, ref, file, { js, stallMs: DEFAULT_DOWNLOAD_STALL_MS, signal });
   } finally {
-    await rm(file, { force: true });
+    // The benchmark counts transfers started over: no attempt resumes an earlier one's file.
+    await discardPartial(file);
   }
 }
 

@@ -4,7 +4,7 @@ import { Objm } from '@nats-io/obj';
 import type { Logger } from '../../common/logger.js';
 import { ManifestRefusedError, type ModelManifest, type ObjectRef } from '../../common/manifest.js';
 import { Backoff, type BackoffOptions } from '../heartbeat/backoff.js';
-import { pause } from '../heartbeat/pause.js';
+import { abortable, pause } from '../heartbeat/pause.js';
 import { loadSession } from '../inference/load-session.js';
 import type { ModelStore } from '../models/model-store.js';
 import type { NatsLink } from '../nats/nats-link.js';
@@ -17,6 +17,19 @@ export interface ModelFetcherOptions {
   stallMs: number;
   backoff: BackoffOptions;
   logger: Logger;
+  /** Told each time a transfer continues a partial file instead of starting at byte 0. */
+  onResume?: (resume: DownloadResume) => void;
+}
+
+/** A transfer that continues where an earlier one (this process's or a killed agent's) ended. */
+export interface DownloadResume {
+  object: string;
+  bucket: string;
+  /** Bytes already in the partial file; the transfer reads only the rest. */
+  resumedFromBytes: number;
+  size: number;
+  /** This fetch's attempt; 1 when the partial file is from before a restart of the agent. */
+  attempt: number;
 }
 
 /** Called on each failed transfer before the retry; `attempt` counts from 1. */
@@ -24,11 +37,13 @@ export type OnDownloadFailure = (error: DownloadError, attempt: number) => void;
 
 /**
  * Puts a manifest's model file and holdout bundle into the model store, verified: streamed from
- * the Object Store into downloads/, checked for size and sha256 (and, for the model, that ONNX
- * Runtime can load it), then renamed into models/. Files already there are not fetched again.
- * A failed transfer is retried with backoff until it succeeds or the signal aborts (a server
- * restart or a reconnect mid-download just means starting that file over); an object that is not what the
- * manifest says is refused at once with ManifestRefusedError.
+ * the Object Store into the object's partial file in downloads/, checked for size and the sha256
+ * of the whole file (and, for the model, that ONNX Runtime can load it), then renamed into
+ * models/. Files already there are not fetched again. A failed transfer is retried with backoff
+ * until it succeeds or the signal aborts; a server restart or a reconnect mid-download ends the
+ * transfer at once, and the retry resumes after the last chunk written (so does the first
+ * attempt after an agent restart). An object that is not what the manifest says is refused at
+ * once with ManifestRefusedError, and its partial file deleted.
  */
 export class ModelFetcher {
   readonly #o: ModelFetcherOptions;
@@ -55,9 +70,12 @@ export class ModelFetcher {
     const { store, link, stallMs, logger } = this.#o;
     const file = store.fileFor(ref, extension);
     if (await store.has(file)) return;
+    const partial = store.partialPath(ref, extension);
+    // Partial files of objects no longer wanted go; this one's stays, to be resumed.
+    await store.prunePartials(partial);
     const backoff = new Backoff(this.#o.backoff);
     for (let attempt = 1; ; attempt++) {
-      const partial = store.downloadPath();
+      const ids = { object: ref.name, bucket: ref.bucket, attempt };
       try {
         const nc = await link.connection(signal).catch((err: unknown) => {
           if (signal.aborted) throw err;
@@ -67,30 +85,49 @@ export class ModelFetcher {
         const js = jetstream(nc, {
           timeout: OBJECT_STORE_API_TIMEOUT_MS,
         });
-        const objects = await new Objm(js).open(ref.bucket).catch((err: unknown) => {
-          throw new DownloadError(
-            `cannot open the bucket ${ref.bucket}: ${(err as Error).message}`,
-            {
-              cause: err,
-            },
-          );
-        });
         // Messages pushed while the connection was down are lost, and the consumer may not
-        // resume (nats-server drops slow readers during big fan-outs): start over at once
-        // instead of waiting out the stall timeout.
+        // resume (nats-server drops slow readers during big fan-outs); a request sent while it
+        // was down waits out its timeout. So a reconnect ends this attempt at once, whatever it
+        // is doing, instead of waiting out the stall timeout; the next one resumes the transfer
+        // after its last chunk.
         const reconnected = new AbortController();
         const forget = link.onReconnect(() =>
           reconnected.abort(
             new DownloadError(`the NATS connection was re-established while reading ${ref.name}`),
           ),
         );
-        await downloadObject(objects, ref, partial, {
-          stallMs,
-          signal: AbortSignal.any([signal, reconnected.signal]),
-        }).finally(forget);
+        const interrupted = AbortSignal.any([signal, reconnected.signal]);
+        let resumedFromBytes: number;
+        try {
+          const objects = await abortable(new Objm(js).open(ref.bucket), interrupted).catch(
+            (err: unknown) => {
+              if (interrupted.aborted) throw err;
+              throw new DownloadError(
+                `cannot open the bucket ${ref.bucket}: ${(err as Error).message}`,
+                { cause: err },
+              );
+            },
+          );
+          ({ resumedFromBytes } = await downloadObject(objects, ref, partial, {
+            js,
+            stallMs,
+            signal: interrupted,
+            onResume: ({ bytes }) => {
+              logger.info(
+                { ...ids, resumedFromBytes: bytes, size: ref.size },
+                'resuming the download after the bytes already there',
+              );
+              this.#o.onResume?.({ ...ids, resumedFromBytes: bytes, size: ref.size });
+            },
+            onStartOver: (reason) =>
+              logger.warn({ ...ids, reason }, 'cannot resume the download; starting it over'),
+          }));
+        } finally {
+          forget();
+        }
         if (extension === 'onnx') await requireLoadable(partial, ref);
         await store.install(partial, file);
-        logger.info({ object: ref.name, bytes: ref.size, attempt }, 'downloaded and verified');
+        logger.info({ ...ids, bytes: ref.size, resumedFromBytes }, 'downloaded and verified');
         return;
       } catch (err) {
         if (signal.aborted || !(err instanceof DownloadError)) throw err;

@@ -136,13 +136,19 @@ describe('detectHardwareProfile with a profile override file', () => {
       'an unknown simulated fault',
       { simulate: { accuracyFaults: [], thermalThrottle: true } },
       'simulate.thermalThrottle',
-      /not a simulation setting; expected accuracyFaults or sharedHostLock/,
+      /not a simulation setting; expected accuracyFaults, sharedHostLock or servingDelayMs/,
     ],
     [
       'a sharedHostLock that is not a path',
       { simulate: { sharedHostLock: 3 } },
       'simulate.sharedHostLock',
       /expected the path of a lock file/,
+    ],
+    [
+      'a negative servingDelayMs',
+      { simulate: { servingDelayMs: -5 } },
+      'simulate.servingDelayMs',
+      /"simulate\.servingDelayMs" is -5; expected the milliseconds every served request takes longer/,
     ],
     [
       'accuracyFaults that are not a list',

@@ -67,9 +67,22 @@ async function bigDownloadOverSlowLink(downloadStallMs: number) {
   );
   expect(agent.status.models?.state).toBe('DEVICE_STATE_DOWNLOADING');
   const lastStatus = () => cp.registry.get(deviceId)?.lastStatus;
+  const objectBytes = signed.manifest.model.size + (signed.manifest.holdout?.size ?? 0);
+  let sentAtKill = 0;
   return {
     agent,
     lastStatus,
+    /**
+     * The transfer resumed after what had arrived before the server went down: since the kill
+     * the link carried the rest of the model and the holdout, well short of both in full.
+     * Read from byte 0 again, it would carry at least objectBytes.
+     */
+    expectResumed() {
+      const deliveredBeforeKill = sentAtKill - sentBefore;
+      const sinceKill = link.downstreamBytes - sentAtKill;
+      expect(deliveredBeforeKill).toBeGreaterThan(signed.manifest.model.size / 4);
+      expect(sinceKill).toBeLessThan(objectBytes - deliveredBeforeKill / 2);
+    },
     /** The big model ends up serving, and no partial download is left behind. */
     async activatedWithNothingPartialLeft() {
       await eventually(
@@ -85,6 +98,7 @@ async function bigDownloadOverSlowLink(downloadStallMs: number) {
     async killNats() {
       nats.process.kill('SIGKILL');
       await nats.process.exited;
+      sentAtKill = link.downstreamBytes;
     },
     async restartNats() {
       nats = await startNatsServer({ ...options, port: nats.port, passwords: nats.passwords });
@@ -106,15 +120,18 @@ describe('model download over an unreliable NATS', () => {
 
     await t.restartNats();
     await t.activatedWithNothingPartialLeft();
+    t.expectResumed();
     const { status, body } = await infer(t.agent, hotSample(321, 1024));
     expect([status, body.variant, topClass(body)]).toEqual([200, 'fp32_big', 321]);
   });
 
-  it('starts the transfer over once reconnected, without waiting out the stall timeout', async () => {
-    // A stall timeout far beyond the test's: only the restart on reconnect can finish in time.
+  it('resumes the transfer once reconnected, without waiting out the stall timeout', async () => {
+    // A stall timeout far beyond the test's: only ending the transfer on reconnect (and
+    // resuming it at once) can finish in time.
     const t = await bigDownloadOverSlowLink(600_000);
     await t.killNats();
     await t.restartNats();
     await t.activatedWithNothingPartialLeft();
+    t.expectResumed();
   });
 });

@@ -276,6 +276,9 @@ function restrictPlan(plan: Plan, formats: VariantName[] | undefined): Plan {
   };
 }
 
+/** How often at most the record is saved while classes run. */
+const RECORD_INTERVAL = '5 seconds';
+
 /** Waits for every class, saving the record whenever one reports progress. */
 async function awaitChildren(
   children: ChildWorkflowHandle<typeof classRolloutWorkflow>[],
@@ -298,6 +301,9 @@ async function awaitChildren(
   while (pending > 0) {
     await condition(() => dirty() || pending === 0);
     if (dirty()) await save();
+    // One record every few seconds at most: the progress of many classes is saved together, so
+    // the parent's history does not grow with classes × class updates (the query answers live).
+    if (pending > 0) await condition(() => pending === 0, RECORD_INTERVAL);
   }
   const outcomes = await Promise.all(settled);
   const failed = outcomes.find((o) => 'error' in o);

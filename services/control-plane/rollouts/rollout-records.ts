@@ -3,11 +3,7 @@ import type { Logger } from 'pino';
 import type { ClassLease } from '../../../common/census.js';
 import { CLASS_LEASE_PREFIX, KV_BUCKETS } from '../../../common/names.js';
 import type { NatsConnection } from '../../../common/nats.js';
-import {
-  FINISHED_PHASES,
-  rolloutRecordKey,
-  type RolloutStatus,
-} from '../../../common/rollout.js';
+import { FINISHED_PHASES, rolloutRecordKey, type RolloutStatus } from '../../../common/rollout.js';
 
 const RECORD_PREFIX = rolloutRecordKey('');
 
