@@ -74,7 +74,7 @@ export interface RolloutSpec {
    * Absent: drawn at random from each class's healthy online devices, spread over cohorts.
    */
   canaryDevices?: string[];
-  /** Seed of the canary draw; absent: derived from the rollout id (recorded in the result). */
+  /** Seed of the canary draw; absent: a random one (recorded in the class's status). */
   canarySeed?: number;
   waves: WavePlan;
   benchmark: BenchmarkSettings;

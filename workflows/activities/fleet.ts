@@ -1,11 +1,11 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import { ApplicationFailure } from '@temporalio/activity';
 import { deviceEventOf } from '../../common/census.js';
-import { cohortOf } from '../../common/cohorts.js';
 import { deriveHardwareClass, type HardwareClass } from '../../common/hardware/index.js';
 import type { HardwareProfile } from '../../common/hardware/index.js';
 import { histogramQuantile } from '../../common/latency-histogram.js';
 import { KV_BUCKETS } from '../../common/names.js';
+import { CanaryDraw } from '../decisions/canaries.js';
 import type { NatsConnection } from '../../common/nats.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cancellation, heartbeat, KV_CONCURRENCY, mapLimit, scanBucket } from './bulk.js';
@@ -157,37 +157,12 @@ export function createFleetActivities(nats: NatsConnection, options: FleetActivi
       named?: string[];
     }): Promise<{ canaries: string[]; missingNamed: string[] }> {
       const now = Date.now();
-      const named = new Set(input.named ?? []);
-      const foundNamed: string[] = [];
-      // Per cohort, the candidate that drew the lowest ticket: a reservoir of one per cohort,
-      // so memory stays O(cohorts) whatever the class's size.
-      const best = new Map<number, { ticket: number; deviceId: string }[]>();
+      const draw = new CanaryDraw(input.count, input.seed, input.named);
       await scanBucket<StoredDevice>(await devices(), (_, d) => {
         if (d.hardwareClass !== input.hardwareClass || !isOnline(d, now)) return;
-        if (named.has(d.deviceId)) {
-          foundNamed.push(d.deviceId);
-          return;
-        }
-        if (d.state === DEGRADED) return;
-        const cohort = cohortOf(d.deviceId);
-        const ticket = drawTicket(input.seed, d.deviceId);
-        const kept = best.get(cohort) ?? [];
-        kept.push({ ticket, deviceId: d.deviceId });
-        kept.sort((a, b) => a.ticket - b.ticket);
-        best.set(cohort, kept.slice(0, input.count));
+        draw.offer(d.deviceId, d.state !== DEGRADED);
       });
-      const chosen = [...foundNamed.sort()].slice(0, input.count);
-      // Round robin over cohorts in the order of their best ticket: spread first, then depth.
-      const cohorts = [...best.values()].sort((a, b) => a[0]!.ticket - b[0]!.ticket);
-      for (let depth = 0; chosen.length < input.count; depth++) {
-        const layer = cohorts.filter((c) => c.length > depth);
-        if (layer.length === 0) break;
-        for (const c of layer) {
-          if (chosen.length >= input.count) break;
-          chosen.push(c[depth]!.deviceId);
-        }
-      }
-      return { canaries: chosen, missingNamed: [...named].filter((d) => !foundNamed.includes(d)) };
+      return draw.result();
     },
 
     /**
@@ -219,21 +194,4 @@ export function createFleetActivities(nats: NatsConnection, options: FleetActivi
 
     deviceModelStates,
   };
-}
-
-/** A device's place in a seeded draw: FNV-1a over the seed and the id. */
-function drawTicket(seed: number, deviceId: string): number {
-  let hash = (0x811c9dc5 ^ seed) >>> 0;
-  const text = `${seed}:${deviceId}`;
-  for (let i = 0; i < text.length; i++) {
-    hash ^= text.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193) >>> 0;
-  }
-  // One more mixing round (murmur3's finalizer), so nearby ids do not draw nearby tickets.
-  hash ^= hash >>> 16;
-  hash = Math.imul(hash, 0x85ebca6b) >>> 0;
-  hash ^= hash >>> 13;
-  hash = Math.imul(hash, 0xc2b2ae35) >>> 0;
-  hash ^= hash >>> 16;
-  return hash >>> 0;
 }

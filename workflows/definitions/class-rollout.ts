@@ -6,7 +6,6 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import { COHORTS } from '../../common/cohorts.js';
 import type { SignedManifest } from '../../common/manifest.js';
 import type { BenchmarkReportSignal, ChosenVariant, ClassStatus } from '../../common/rollout.js';
 import { FP32 } from '../decisions/choose.js';
@@ -44,7 +43,8 @@ export async function classRolloutWorkflow(input: ClassRolloutInput): Promise<Cl
     unresponsive: [],
     unresponsiveCount: 0,
     canaries: [],
-    canarySeed: spec.canarySeed ?? seedOf(rolloutId),
+    // Temporal's Math.random is seeded per workflow run and replays alike; no device can know it.
+    canarySeed: spec.canarySeed ?? Math.floor(Math.random() * 2 ** 31),
     candidates: [],
     chosen: null,
     waves: [],
@@ -97,6 +97,13 @@ export async function classRolloutWorkflow(input: ClassRolloutInput): Promise<Cl
       seed: status.canarySeed,
       named: spec.canaryDevices,
     });
+    if (drawn.missingNamed.length > 0) {
+      log.warn('named canaries not online in the class, drawn instead', {
+        rolloutId,
+        hardwareClass,
+        missing: drawn.missingNamed,
+      });
+    }
     status.canaries = drawn.canaries;
     canaries = new Set(drawn.canaries);
     if (status.canaries.length === 0) {
@@ -161,16 +168,6 @@ export async function classRolloutWorkflow(input: ClassRolloutInput): Promise<Cl
     });
     throw err;
   }
-}
-
-/** A stable seed from the rollout id, so a replayed or retried draw gives the same canaries. */
-function seedOf(rolloutId: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < rolloutId.length; i++) {
-    hash ^= rolloutId.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193) >>> 0;
-  }
-  return hash % COHORTS ** 4;
 }
 
 function chosenVariant(
