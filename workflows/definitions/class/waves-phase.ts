@@ -1,5 +1,5 @@
 import { sleep } from '@temporalio/workflow';
-import { COHORTS, cohortsIn, type CohortRange } from '../../../common/cohorts.js';
+import { COHORTS, cohortOf, cohortsIn, type CohortRange } from '../../../common/cohorts.js';
 import { FAILURE_EVENTS, deviceEventOf } from '../../../common/census.js';
 import type { SignedManifest } from '../../../common/manifest.js';
 import type { ClassStatus, WaveStatus } from '../../../common/rollout.js';
@@ -80,10 +80,20 @@ export async function rollOutInWaves(ctx: WavesContext): Promise<WavesOutcome> {
     baselineP95Ms: null,
     ...gates(input),
   });
+  // Devices running the winner: the canaries, until their cohorts' waves count them.
+  const servingCanaries = serving.map((s) => s.deviceId);
+  let doneInWaves = 0;
+  const passed: CohortRange[] = [];
+  const countDone = () => {
+    const inPassed = (d: string) =>
+      passed.some((r) => cohortOf(d) >= r.from && cohortOf(d) < r.to);
+    status.devicesDone = doneInWaves + servingCanaries.filter((d) => !inPassed(d)).length;
+  };
   if (!conclude(canaryWave, canaryJudged, status)) {
     await orchestrator.writeDeviceStates({ deviceIds: ctx.canaries, state: null });
     return { passed: false, reason: `wave 0 rolled back: ${canaryWave.reason}` };
   }
+  countDone();
   await ctx.report();
 
   // The waves over the track, planned from how many devices each cohort has online now.
@@ -142,6 +152,9 @@ export async function rollOutInWaves(ctx: WavesContext): Promise<WavesOutcome> {
       }
       return { passed: false, reason: `wave ${wave.index} rolled back: ${wave.reason}` };
     }
+    doneInWaves += judged.activated;
+    passed.push(range);
+    countDone();
     await ctx.report();
   }
   // Every cohort's track holds the winner now: the canaries follow it like everyone else.
@@ -184,6 +197,5 @@ function conclude(wave: WaveStatus, judged: WaveJudgement, status: ClassStatus):
   });
   status.devicesFailed += judged.failed;
   status.unresponsiveCount += judged.unresponsive;
-  if (judged.passed && wave.index > 0) status.devicesDone += judged.activated;
   return judged.passed;
 }
