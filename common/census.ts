@@ -50,7 +50,7 @@ export interface ClassCensus {
 }
 
 /** Devices named in a census at most, whatever the fleet's size. */
-export const FAILURE_SAMPLE = 20;
+const FAILURE_SAMPLE = 20;
 
 /** Events that end a device's part in a wave badly. */
 export const FAILURE_EVENTS: ReadonlySet<DeviceEvent> = new Set([

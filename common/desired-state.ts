@@ -1,10 +1,11 @@
 import type { SignedManifest } from './manifest.js';
 
 /**
- * What a device should be doing, as written by the orchestrator to the desired-state KV bucket
- * (one key per device, see desiredStateKey). The agent watches its key and reconciles toward the
- * latest value; each KV revision is applied once, so a re-delivered entry changes nothing, and a
- * device that was offline catches up with the latest value when it returns.
+ * What a device should be doing, as written by the orchestrator to the desired-state KV bucket:
+ * under its class's release track for its cohort (trackKey, always a `run`), or under its own
+ * entry (deviceDesiredKey, a canary's). The agent watches both, prefers its own, and reconciles
+ * toward the latest value; each KV revision is applied once, so a re-delivered entry changes
+ * nothing, and a device that was offline catches up with the latest value when it returns.
  */
 export type DesiredState = BenchmarkCandidates | RunModel;
 

@@ -60,9 +60,6 @@ export function trackPrefix(hardwareClass: string): string {
   return `track.${token('hardware class', hardwareClass)}.`;
 }
 
-/** Prefix of the device entries in the desired-state bucket. */
-export const DEVICE_DESIRED_PREFIX = 'device.';
-
 /**
  * Rollouts-bucket key of a class's lease: the one rollout that may change the class's tracks.
  * Created with compare-and-swap, deleted when that rollout's class workflow ends.

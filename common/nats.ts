@@ -1,5 +1,6 @@
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { loadNatsReplicas } from './config.js';
 import { ServiceUnreachableError } from './errors.js';
 
 export type { NatsConnection };
@@ -16,17 +17,18 @@ export interface NatsConnectOptions {
 
 /**
  * Connects to NATS and keeps reconnecting forever after the first success (devices and the
- * control plane must survive server restarts). The first connect fails fast with an error that
- * names the address and the fix.
+ * control plane must survive server restarts). `url` is one server or several nodes of a cluster
+ * separated by commas (`parseNatsUrl`); the client moves to another node when its node goes away.
+ * The first connect fails fast with an error that names the address and the fix.
  */
 export async function connectNats(
   url: string,
   options: NatsConnectOptions,
 ): Promise<NatsConnection> {
-  const { server, user, pass } = splitCredentials(url);
+  const { servers, user, pass } = parseNatsUrl(url);
   try {
     return await connect({
-      servers: server,
+      servers,
       name: options.name,
       user: options.user ?? user,
       pass: options.pass ?? pass,
@@ -58,9 +60,48 @@ export function splitCredentials(url: string): { server: string; user?: string; 
   };
 }
 
-/** The URL with any password masked, for logs and error messages. */
+/**
+ * EDGEFORGE_NATS_URL → the servers and the credentials. It is one URL, or the nodes of one
+ * cluster separated by commas: `nats://user:pass@10.0.0.1:4222,10.0.0.2:4222,10.0.0.3:4222` (a
+ * node written without a scheme takes the first one's; credentials may be written on any node,
+ * the first ones found count for all).
+ */
+export function parseNatsUrl(url: string): { servers: string[]; user?: string; pass?: string } {
+  const parts = url
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '');
+  const scheme = /^[a-z]+:\/\//.exec(parts[0] ?? '')?.[0] ?? '';
+  let user: string | undefined;
+  let pass: string | undefined;
+  const servers = parts.map((part) => {
+    const split = splitCredentials(/^[a-z]+:\/\//.test(part) ? part : `${scheme}${part}`);
+    if (user === undefined && split.user !== undefined) {
+      user = split.user;
+      pass = split.pass;
+    }
+    return split.server;
+  });
+  return { servers, ...(user === undefined ? {} : { user, pass }) };
+}
+
+/** The URL with any password masked (every node's, in a list), for logs and error messages. */
 export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
+  return url.replace(/\/\/([^:@/,]+):[^@/,]*@/g, '//$1:***@');
+}
+
+/**
+ * Options for creating a KV bucket or an object store, so that every bucket gets the replica
+ * count of EDGEFORGE_NATS_REPLICAS (1 for a single nats-server, 3 on a three-node cluster):
+ * `new Kvm(nc).create(KV_BUCKETS.devices, bucketOptions({ history: 1 }))`,
+ * `new Objm(nc).create(OBJECT_BUCKETS.models, bucketOptions())`. A `replicas` in `options` wins.
+ * It applies when the bucket is created: `create` opens an existing bucket as it is.
+ */
+export function bucketOptions<T extends object = Record<never, never>>(
+  options?: T,
+  replicas: number = loadNatsReplicas(),
+): T & { replicas: number } {
+  return { replicas, ...(options ?? ({} as T)) };
 }
 
 /** A KV update or create that lost a compare-and-swap race: read again and retry. */
@@ -70,4 +111,20 @@ export function isRevisionConflict(err: unknown): boolean {
     (err.code === JetStreamApiCodes.StreamWrongLastSequence ||
       err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
   );
+}
+
+/**
+ * `make()`, once it has succeeded: later calls share that result, concurrent ones the pending
+ * call. A call that failed is not kept, so the next one tries again. For buckets opened lazily,
+ * `const rollouts = onceSucceeded(() => new Kvm(nats).create(KV_BUCKETS.rollouts, bucketOptions()))`:
+ * a create that timed out while a NATS node failed over must not fail every later call of the
+ * process (a cached rejected promise does, even on a healthy cluster).
+ */
+export function onceSucceeded<T>(make: () => Promise<T>): () => Promise<T> {
+  let pending: Promise<T> | undefined;
+  return () =>
+    (pending ??= make().catch((err: unknown) => {
+      pending = undefined;
+      throw err;
+    }));
 }
