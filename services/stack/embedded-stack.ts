@@ -84,6 +84,8 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
     const env = {
       ...process.env,
       EDGEFORGE_NATS_URL: nats.url,
+      // One nats-server: a bucket can have one copy only, whatever the shell says.
+      EDGEFORGE_NATS_REPLICAS: '1',
       EDGEFORGE_TEMPORAL_ADDRESS: temporal.address,
     };
     const controlPlaneDir = join(dataDir, 'control-plane');
@@ -111,6 +113,7 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
         python: toolchain.python,
         temporalAddress: temporal.address,
         natsUrl: nats.url,
+        natsReplicas: 1,
         metricsListen: `127.0.0.1:${gpuMetricsPort}`,
         logFile: join(logDir, 'gpu-worker.log'),
       }),

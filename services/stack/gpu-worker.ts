@@ -9,6 +9,8 @@ export interface GpuWorkerOptions {
   temporalAddress: string;
   namespace?: string;
   natsUrl?: string;
+  /** Replicas of the object store when the worker creates it (EDGEFORGE_NATS_REPLICAS). */
+  natsReplicas?: number;
   /** host:port of its /metrics (EDGEFORGE_GPU_METRICS_LISTEN); a free loopback port if unset. */
   metricsListen?: string;
   logFile?: string;
@@ -29,6 +31,7 @@ export async function startGpuWorker(options: GpuWorkerOptions): Promise<Managed
       EDGEFORGE_TEMPORAL_ADDRESS: options.temporalAddress,
       EDGEFORGE_TEMPORAL_NAMESPACE: options.namespace ?? 'default',
       ...(options.natsUrl ? { EDGEFORGE_NATS_URL: options.natsUrl } : {}),
+      ...(options.natsReplicas ? { EDGEFORGE_NATS_REPLICAS: String(options.natsReplicas) } : {}),
       ...(options.metricsListen ? { EDGEFORGE_GPU_METRICS_LISTEN: options.metricsListen } : {}),
       EDGEFORGE_LOG_LEVEL: options.logLevel ?? 'info',
     },

@@ -16,6 +16,18 @@ export interface NatsServerOptions {
   logFile?: string;
   /** Keep the passwords across a restart on the same port; random otherwise. */
   passwords?: { service: string; agent: string };
+  /** This server's name (`--server_name`); nodes of a JetStream cluster need distinct ones. */
+  serverName?: string;
+  /** Run as a node of a cluster: its route port on 127.0.0.1 and the route URLs of every node. */
+  cluster?: {
+    name: string;
+    /** The route port this node listens on (the others' `routes` name it). */
+    port: number;
+    /** Every node's route URL, this one's included (a server skips the route to itself). */
+    routes: string[];
+  };
+  /** Serve the HTTP monitoring endpoints (/jsz, /healthz) on a port the server picks. */
+  monitor?: boolean;
 }
 
 export interface RunningNatsServer {
@@ -25,12 +37,15 @@ export interface RunningNatsServer {
   agentUrl: string;
   port: number;
   passwords: { service: string; agent: string };
+  /** http://127.0.0.1:PORT of the monitoring endpoints, with `monitor`. */
+  monitorUrl: string | undefined;
   process: ManagedProcess;
   stop(): Promise<void>;
 }
 
 /**
- * Starts nats-server with JetStream on 127.0.0.1 and waits until it accepts clients. The users of
+ * Starts nats-server with JetStream on 127.0.0.1 and waits until it accepts clients (a cluster
+ * node: until it does; its JetStream may still be waiting for a meta leader). The users of
  * deploy/nats/dev.conf get fresh random passwords, which the returned URLs carry.
  */
 export async function startNatsServer(options: NatsServerOptions): Promise<RunningNatsServer> {
@@ -50,6 +65,16 @@ export async function startNatsServer(options: NatsServerOptions): Promise<Runni
       '-js',
       '-sd',
       options.storeDir,
+      ...(options.serverName ? ['--server_name', options.serverName] : []),
+      ...(options.cluster
+        ? [
+            ...['--cluster_name', options.cluster.name],
+            ...['--cluster', `nats://127.0.0.1:${options.cluster.port}`],
+            ...['--routes', options.cluster.routes.join(',')],
+          ]
+        : []),
+      // -1: a free port, which the server reports.
+      ...(options.monitor ? ['-m', '-1'] : []),
     ],
     env: {
       ...process.env,
@@ -63,6 +88,9 @@ export async function startNatsServer(options: NatsServerOptions): Promise<Runni
       /Listening for client connections on [\d.]+:(\d+)/,
       20_000,
     );
+    const monitor = options.monitor
+      ? await proc.waitForLine(/Starting http monitor on [\d.]+:(\d+)/, 20_000)
+      : undefined;
     await proc.waitForLine(/Server is ready/, 20_000);
     const port = Number(match[1]);
     return {
@@ -70,6 +98,7 @@ export async function startNatsServer(options: NatsServerOptions): Promise<Runni
       agentUrl: `nats://agent:${agentPassword}@127.0.0.1:${port}`,
       port,
       passwords: { service: password, agent: agentPassword },
+      monitorUrl: monitor ? `http://127.0.0.1:${monitor[1]}` : undefined,
       process: proc,
       stop: () => proc.stop(),
     };

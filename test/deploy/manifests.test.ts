@@ -21,7 +21,7 @@ import { basename, dirname, join, posix, relative, resolve } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { EdgeAgent } from '../../agent/index.js';
 import { createLogger } from '../../common/logger.js';
-import { KV_BUCKETS, OBJECT_BUCKETS } from '../../common/names.js';
+import { loadNatsReplicas } from '../../common/config.js';
 import { loadToolchain, REPO_ROOT } from '../../services/stack/index.js';
 import { ENROLLMENT_TOKEN, startTestControlPlane } from '../helpers/control-plane.js';
 import { testStack } from '../helpers/stack.js';
@@ -701,9 +701,6 @@ describe('NATS configuration', () => {
     expect(read(join(K8S_BASE, 'nats/permissions.conf'))).toBe(
       read(join(ROOT, 'deploy/nats/permissions.conf')),
     );
-    expect(read(join(K8S_BASE, 'nats/streams.sh'))).toBe(
-      read(join(COMPOSE_DIR, 'nats/streams.sh')),
-    );
   });
 
   it('is accepted by nats-server, laid out as the compose nodes mount it', () => {
@@ -748,19 +745,77 @@ describe('NATS configuration', () => {
     expect(result.stderr).toContain('is valid');
   });
 
-  it('replicates exactly the buckets the code uses', () => {
-    const script = read(join(COMPOSE_DIR, 'nats/streams.sh'));
-    const list = (variable: string) =>
-      (new RegExp(`^${variable}="([^"]*)"`, 'm').exec(script)?.[1] ?? '')
-        .split(/\s+/)
-        .filter(Boolean)
-        .sort();
-    // The probe bucket is scratch space for smoke checks, not product state.
-    const kv = Object.values(KV_BUCKETS).filter((b) => b !== KV_BUCKETS.probe);
-    expect(list('KV_BUCKETS')).toEqual([...kv].sort());
-    expect(list('OBJECT_BUCKETS')).toEqual(Object.values(OBJECT_BUCKETS).sort());
+  it('creates every bucket with EDGEFORGE_NATS_REPLICAS: bucketOptions() in TypeScript, replicas= in the gpu worker', () => {
+    // The services create the buckets they use on first start; with the setting, a bucket lives
+    // on as many nodes as the deployment says, and no post-start script has to replicate it.
+    const entries = ['services/control-plane/main.ts', 'workflows/main.ts', 'cli/main.ts'];
+    const sources = new Set(entries.flatMap((e) => [...moduleGraph(e)]));
+    const problems: string[] = [];
+    for (const file of [...sources].filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))) {
+      const source = read(file);
+      for (const match of source.matchAll(/new (?:Kvm|Objm)\([^)]*\)\s*\.create\(/g)) {
+        const call = balanced(source, match.index + match[0].length - 1);
+        if (!call.includes('bucketOptions(')) {
+          const line = source.slice(0, match.index).split('\n').length;
+          problems.push(`${rel(file)}:${line}: .create${call} without bucketOptions()`);
+        }
+      }
+    }
+    for (const file of GPU_WORKER_SOURCES) {
+      const source = read(file);
+      for (const match of source.matchAll(/\.create_(?:object_store|key_value)\(/g)) {
+        const call = balanced(source, match.index + match[0].length - 1);
+        if (!/\breplicas=/.test(call))
+          problems.push(`${rel(file)}: ${match[0]}…) without replicas=`);
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('replicates the buckets over every node: EDGEFORGE_NATS_REPLICAS is the cluster size', () => {
+    const problems: string[] = [];
+    const check = (where: string, env: Map<string, string>, nodes: number) => {
+      const value = env.get('EDGEFORGE_NATS_REPLICAS');
+      if (value === undefined) return problems.push(`${where} has no EDGEFORGE_NATS_REPLICAS`);
+      if (loadNatsReplicas({ EDGEFORGE_NATS_REPLICAS: value }) !== nodes)
+        problems.push(`${where}: EDGEFORGE_NATS_REPLICAS=${value}, but NATS has ${nodes} nodes`);
+    };
+    // The processes that create buckets; agents only read them.
+    const creators = (c: OurContainer) => c.entry !== 'agent/main.ts';
+    const composeNodes = Object.keys(services).filter((name) => /^nats-\d+$/.test(name)).length;
+    expect(composeNodes).toBe(3);
+    for (const container of composeContainers().filter(creators))
+      check(container.where, container.env, composeNodes);
+    const statefulSet = base.objects.find(
+      (o) => o.kind === 'StatefulSet' && str(obj(o.metadata).name) === 'nats',
+    );
+    const k8sNodes = Number(obj(statefulSet?.spec).replicas);
+    expect(k8sNodes).toBe(3);
+    const k8s = k8sContainers(base).filter(creators);
+    expect(k8s.length).toBeGreaterThanOrEqual(3);
+    for (const container of k8s) check(container.where, container.env, k8sNodes);
+    // Nothing runs the nats CLI against the cluster after it started.
+    const natsBox = [
+      ...Object.entries(services)
+        .filter(([, s]) => str(obj(s).image).startsWith('natsio/nats-box'))
+        .map(([name]) => `compose service ${name}`),
+      ...workloadsOf(base.objects)
+        .filter((w) => containersOf(w).some((c) => str(c.image).startsWith('natsio/nats-box')))
+        .map((w) => w.where),
+    ];
+    expect([...problems, ...natsBox.map((w) => `${w} runs the nats CLI`)]).toEqual([]);
   });
 });
+
+/** The text from the parenthesis at `open` to the one that closes it, both included. */
+function balanced(source: string, open: number): string {
+  let depth = 0;
+  for (let i = open; i < source.length; i++) {
+    if (source[i] === '(') depth++;
+    if (source[i] === ')' && --depth === 0) return source.slice(open, i + 1);
+  }
+  return source.slice(open);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Kubernetes

@@ -13,7 +13,6 @@ import {
 import { createOrchestratorWorker } from '../../workflows/worker.js';
 import { rolloutWorkflow } from '../../workflows/definitions/index.js';
 import type { EdgeAgent } from '../../agent/index.js';
-import { deviceIdFor } from '../../services/control-plane/index.js';
 import { eventually, startTestAgent, type SimulatedDevice } from './agents.js';
 import type { TestControlPlane } from './control-plane.js';
 import { testNats, testStack, testTemporal, uniqueTaskQueue } from './stack.js';

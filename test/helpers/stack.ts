@@ -24,21 +24,29 @@ export function testStack(): TestStack {
   return inject('stack');
 }
 
-/** A NATS connection to the shared test server, drained when the test finishes. */
-export async function testNats(name = 'edgeforge-test'): Promise<NatsConnection> {
-  const nats = await connectNats(testStack().natsUrl, { name });
+/**
+ * A NATS connection to the shared test server (or to `url`, e.g. a TestNatsCluster's), drained
+ * when the test finishes.
+ */
+export async function testNats(
+  name = 'edgeforge-test',
+  url = testStack().natsUrl,
+): Promise<NatsConnection> {
+  const nats = await connectNats(url, { name });
   onTestFinished(async () => {
     await nats.drain();
   });
   return nats;
 }
 
-/** Temporal client and worker connections to the shared dev server, closed after the test. */
-export async function testTemporal(): Promise<{
+/**
+ * Temporal client and worker connections to the shared dev server (or the one at `address`),
+ * closed after the test.
+ */
+export async function testTemporal(address = testStack().temporalAddress): Promise<{
   client: Client;
   workerConnection: NativeConnection;
 }> {
-  const address = testStack().temporalAddress;
   const connection = await Connection.connect({ address });
   const workerConnection = await NativeConnection.connect({ address });
   onTestFinished(async () => {

@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Kvm, type KV } from '@nats-io/kv';
+import { Kvm } from '@nats-io/kv';
 import { waveCounts, type ClassCensus, type WaveCounts } from '../../common/census.js';
 import type { CohortRange } from '../../common/cohorts.js';
 import { censusKey, KV_BUCKETS } from '../../common/names.js';
-import type { NatsConnection } from '../../common/nats.js';
+import { bucketOptions, onceSucceeded, type NatsConnection } from '../../common/nats.js';
 import { cancellation, heartbeat } from './bulk.js';
 
 export interface CensusActivityOptions {
@@ -34,8 +34,9 @@ export interface AwaitedWave {
  * bucket (common/census.ts). One small entry per class, whatever the class's size.
  */
 export function createCensusActivities(nats: NatsConnection, options: CensusActivityOptions) {
-  let bucket: Promise<KV> | undefined;
-  const rollouts = () => (bucket ??= new Kvm(nats).create(KV_BUCKETS.rollouts, { history: 1 }));
+  const rollouts = onceSucceeded(() =>
+    new Kvm(nats).create(KV_BUCKETS.rollouts, bucketOptions({ history: 1 })),
+  );
   const read = async (rolloutId: string, hardwareClass: string) => {
     const entry = await (await rollouts()).get(censusKey(rolloutId, hardwareClass));
     return entry?.operation === 'PUT' ? entry.json<ClassCensus>() : null;

@@ -1,4 +1,4 @@
-import { Kvm, type KV } from '@nats-io/kv';
+import { Kvm } from '@nats-io/kv';
 import { ApplicationFailure } from '@temporalio/activity';
 import { deviceEventOf } from '../../common/census.js';
 import { deriveHardwareClass, type HardwareClass } from '../../common/hardware/index.js';
@@ -6,7 +6,7 @@ import type { HardwareProfile } from '../../common/hardware/index.js';
 import { histogramQuantile } from '../../common/latency-histogram.js';
 import { KV_BUCKETS } from '../../common/names.js';
 import { CanaryDraw } from '../decisions/canaries.js';
-import type { NatsConnection } from '../../common/nats.js';
+import { bucketOptions, onceSucceeded, type NatsConnection } from '../../common/nats.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cancellation, heartbeat, KV_CONCURRENCY, mapLimit, scanBucket } from './bulk.js';
 
@@ -75,8 +75,9 @@ const DEGRADED = 'DEVICE_STATE_DEGRADED';
 const SETTLING_EVENTS = new Set(['activated', 'health_check_failed', 'rolled_back', 'refused']);
 
 export function createFleetActivities(nats: NatsConnection, options: FleetActivityOptions) {
-  let bucket: Promise<KV> | undefined;
-  const devices = () => (bucket ??= new Kvm(nats).create(KV_BUCKETS.devices, { history: 1 }));
+  const devices = onceSucceeded(() =>
+    new Kvm(nats).create(KV_BUCKETS.devices, bucketOptions({ history: 1 })),
+  );
   const isOnline = (d: StoredDevice, now: number) =>
     now - Date.parse(d.lastSeenAt) <= options.onlineWithinMs;
 

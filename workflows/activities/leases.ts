@@ -1,7 +1,12 @@
-import { Kvm, type KV } from '@nats-io/kv';
+import { Kvm } from '@nats-io/kv';
 import type { ClassLease } from '../../common/census.js';
 import { classLeaseKey, KV_BUCKETS } from '../../common/names.js';
-import { isRevisionConflict, type NatsConnection } from '../../common/nats.js';
+import {
+  bucketOptions,
+  onceSucceeded,
+  isRevisionConflict,
+  type NatsConnection,
+} from '../../common/nats.js';
 import { FINISHED_PHASES, rolloutRecordKey, type RolloutStatus } from '../../common/rollout.js';
 
 export type LeaseResult = { acquired: true } | { acquired: false; heldBy: string };
@@ -13,8 +18,9 @@ export type LeaseResult = { acquired: true } | { acquired: false; heldBy: string
  * lease whose rollout's record says it finished (a workflow that was terminated) is taken over.
  */
 export function createLeaseActivities(nats: NatsConnection) {
-  let bucket: Promise<KV> | undefined;
-  const rollouts = () => (bucket ??= new Kvm(nats).create(KV_BUCKETS.rollouts, { history: 1 }));
+  const rollouts = onceSucceeded(() =>
+    new Kvm(nats).create(KV_BUCKETS.rollouts, bucketOptions({ history: 1 })),
+  );
 
   return {
     async acquireClassLease(input: {

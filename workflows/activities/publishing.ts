@@ -3,7 +3,12 @@ import { COHORTS } from '../../common/cohorts.js';
 import type { DesiredState, RunModel } from '../../common/desired-state.js';
 import { signManifest, type ManifestKeyPair, type SignedManifest } from '../../common/manifest.js';
 import { deviceDesiredKey, KV_BUCKETS, trackKey, trackSnapshotKey } from '../../common/names.js';
-import { isRevisionConflict, type NatsConnection } from '../../common/nats.js';
+import {
+  bucketOptions,
+  onceSucceeded,
+  isRevisionConflict,
+  type NatsConnection,
+} from '../../common/nats.js';
 import { toModelManifest, type ManifestParts } from '../decisions/manifests.js';
 import { checkpoint, heartbeat, KV_CONCURRENCY, mapLimit } from './bulk.js';
 
@@ -19,11 +24,12 @@ interface TrackSnapshot {
  * value twice leaves the same value, and the bulk ones resume from their heartbeat's checkpoint.
  */
 export function createPublishingActivities(nats: NatsConnection, key: ManifestKeyPair) {
-  let desired: Promise<KV> | undefined;
-  let rollouts: Promise<KV> | undefined;
-  const desiredBucket = () => (desired ??= new Kvm(nats).create(KV_BUCKETS.desiredState));
-  const rolloutsBucket = () =>
-    (rollouts ??= new Kvm(nats).create(KV_BUCKETS.rollouts, { history: 1 }));
+  const desiredBucket = onceSucceeded(() =>
+    new Kvm(nats).create(KV_BUCKETS.desiredState, bucketOptions()),
+  );
+  const rolloutsBucket = onceSucceeded(() =>
+    new Kvm(nats).create(KV_BUCKETS.rollouts, bucketOptions({ history: 1 })),
+  );
   const readState = async (kv: KV, k: string) => {
     const entry = await kv.get(k);
     return entry?.operation === 'PUT' ? entry.json<DesiredState>() : null;

@@ -1,6 +1,11 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import { KV_BUCKETS } from '../../common/names.js';
-import { isRevisionConflict, type NatsConnection } from '../../common/nats.js';
+import {
+  bucketOptions,
+  onceSucceeded,
+  isRevisionConflict,
+  type NatsConnection,
+} from '../../common/nats.js';
 import {
   benchmarkSignal,
   measurementsKey,
@@ -23,10 +28,15 @@ type StoredBenchmark = BenchmarkReportFields & { deviceId: string };
  * arrived (control plane restarting, Temporal unreachable) loses nothing.
  */
 export function createRecordActivities(nats: NatsConnection) {
-  const buckets = new Map<string, Promise<KV>>();
+  const buckets = new Map<string, () => Promise<KV>>();
   const bucket = (name: string) => {
-    if (!buckets.has(name)) buckets.set(name, new Kvm(nats).create(name, { history: 1 }));
-    return buckets.get(name)!;
+    if (!buckets.has(name)) {
+      buckets.set(
+        name,
+        onceSucceeded(() => new Kvm(nats).create(name, bucketOptions({ history: 1 }))),
+      );
+    }
+    return buckets.get(name)!();
   };
 
   return {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Kvm, type KV } from '@nats-io/kv';
-import type { NatsConnection } from '../../../common/nats.js';
+import { bucketOptions, type NatsConnection } from '../../../common/nats.js';
 import { deviceDesiredKey, KV_BUCKETS } from '../../../common/names.js';
 import { deriveHardwareClass } from '../../../common/hardware/index.js';
 import {
@@ -63,10 +63,13 @@ export async function createFleetService(
   nats: NatsConnection,
   options: FleetServiceOptions,
 ): Promise<FleetServiceServer> {
-  const benchmarks: KV = await new Kvm(nats).create(KV_BUCKETS.benchmarks, { history: 1 });
+  const benchmarks: KV = await new Kvm(nats).create(
+    KV_BUCKETS.benchmarks,
+    bucketOptions({ history: 1 }),
+  );
   // Enrolled agents watch their desired-state entry at once; without the bucket they back off
   // for up to a minute, and would see the orchestrator's first rollout that much later.
-  const desired = await new Kvm(nats).create(KV_BUCKETS.desiredState);
+  const desired = await new Kvm(nats).create(KV_BUCKETS.desiredState, bucketOptions());
   /** Whether the orchestrator asked this device to benchmark for this rollout (a canary). */
   const askedToBenchmark = async (deviceId: string, rolloutId: string) => {
     const entry = await desired.get(deviceDesiredKey(deviceId));

@@ -3,7 +3,7 @@ import { Kvm, type KvWatchEntry } from '@nats-io/kv';
 import type { QueuedIterator } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { KV_BUCKETS } from '../../../common/names.js';
-import type { NatsConnection } from '../../../common/nats.js';
+import { bucketOptions, type NatsConnection } from '../../../common/nats.js';
 import {
   FINISHED_PHASES,
   rolloutRecordKey,
@@ -195,7 +195,7 @@ export class RolloutMetrics {
 
   /** Starts following the rollouts bucket (created when missing); resolves once watching. */
   async watch(nats: NatsConnection, log: Logger): Promise<void> {
-    const kv = await new Kvm(nats).create(KV_BUCKETS.rollouts, { history: 1 });
+    const kv = await new Kvm(nats).create(KV_BUCKETS.rollouts, bucketOptions({ history: 1 }));
     const watcher = await kv.watch({ key: `${KEY_PREFIX}>` });
     this.#watcher = watcher;
     this.#loop = (async () => {

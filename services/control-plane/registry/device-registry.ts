@@ -1,6 +1,6 @@
 import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
 import type { QueuedIterator } from '@nats-io/transport-node';
-import { isRevisionConflict, type NatsConnection } from '../../../common/nats.js';
+import { bucketOptions, isRevisionConflict, type NatsConnection } from '../../../common/nats.js';
 import { KV_BUCKETS } from '../../../common/names.js';
 import { EdgeforgeError } from '../../../common/errors.js';
 import type { DeviceRecord } from './device-record.js';
@@ -47,7 +47,7 @@ export class DeviceRegistry {
     nats: NatsConnection,
     events: DeviceRegistryEvents = {},
   ): Promise<DeviceRegistry> {
-    const kv = await new Kvm(nats).create(KV_BUCKETS.devices, { history: 1 });
+    const kv = await new Kvm(nats).create(KV_BUCKETS.devices, bucketOptions({ history: 1 }));
     const registry = new DeviceRegistry(kv, events);
     await registry.startWatch();
     return registry;

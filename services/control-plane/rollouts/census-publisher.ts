@@ -2,7 +2,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import { computeCensus, type ClassLease } from '../../../common/census.js';
 import { CLASS_LEASE_PREFIX, censusKey, KV_BUCKETS } from '../../../common/names.js';
-import type { NatsConnection } from '../../../common/nats.js';
+import { bucketOptions, onceSucceeded, type NatsConnection } from '../../../common/nats.js';
 import {
   connectivityOf,
   type ConnectivityThresholds,
@@ -34,10 +34,13 @@ export class CensusPublisher {
   #timer: NodeJS.Timeout | undefined;
   #round: Promise<void> | undefined;
   #stopped = false;
-  #bucket: Promise<KV> | undefined;
+  readonly #bucket: () => Promise<KV>;
 
   constructor(options: CensusPublisherOptions) {
     this.#o = options;
+    this.#bucket = onceSucceeded(() =>
+      new Kvm(options.nats).create(KV_BUCKETS.rollouts, bucketOptions({ history: 1 })),
+    );
   }
 
   start(): void {
@@ -55,9 +58,7 @@ export class CensusPublisher {
   /** One round: every lease's census, written where it changed. */
   async publishOnce(): Promise<void> {
     const started = performance.now();
-    const kv = await (this.#bucket ??= new Kvm(this.#o.nats).create(KV_BUCKETS.rollouts, {
-      history: 1,
-    }));
+    const kv = await this.#bucket();
     const leases: ClassLease[] = [];
     for await (const key of await kv.keys(`${CLASS_LEASE_PREFIX}*`)) {
       const entry = await kv.get(key);

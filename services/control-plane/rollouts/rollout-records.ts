@@ -2,7 +2,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import type { ClassLease } from '../../../common/census.js';
 import { CLASS_LEASE_PREFIX, KV_BUCKETS } from '../../../common/names.js';
-import type { NatsConnection } from '../../../common/nats.js';
+import { bucketOptions, type NatsConnection } from '../../../common/nats.js';
 import { FINISHED_PHASES, rolloutRecordKey, type RolloutStatus } from '../../../common/rollout.js';
 
 const RECORD_PREFIX = rolloutRecordKey('');
@@ -64,7 +64,7 @@ export class RolloutRecords {
   #bucket(): Promise<KV> {
     if (!this.#kv) {
       // Same settings as the workflows' record activities: whichever side comes first creates it.
-      const kv = new Kvm(this.#nats).create(KV_BUCKETS.rollouts, { history: 1 });
+      const kv = new Kvm(this.#nats).create(KV_BUCKETS.rollouts, bucketOptions({ history: 1 }));
       this.#kv = kv;
       void kv.catch(() => {
         if (this.#kv === kv) this.#kv = null;

@@ -43,6 +43,20 @@ def object_name(rollout_id: str, *parts: str) -> str:
     return "/".join((rollout_id, *parts))
 
 
+NATS_NODE = re.compile(r"^(?P<scheme>[a-z]+://)?(?:(?P<credentials>[^:@/]+:[^@/]*)@)?(?P<host>.+)$")
+
+
+def nats_servers(url: str) -> list[str]:
+    """EDGEFORGE_NATS_URL as nats-py's server list: one URL, or the nodes of one cluster separated
+    by commas, `nats://user:pass@10.0.0.1:4222,10.0.0.2:4222` (common/nats.ts parseNatsUrl). A node
+    without a scheme takes the first one's; the first credentials written count for every node."""
+    nodes = [m for part in url.split(",") if (m := NATS_NODE.match(part.strip()))]
+    scheme = (nodes[0]["scheme"] or "") if nodes else ""
+    credentials = next((n["credentials"] for n in nodes if n["credentials"]), None)
+    auth = f"{credentials}@" if credentials else ""
+    return [f"{n['scheme'] or scheme}{auth}{n['host']}" for n in nodes]
+
+
 def _hex_digest(info: ObjectInfo) -> str:
     encoded = (info.digest or "").split("=", 1)[-1]
     return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).hex()
@@ -56,21 +70,27 @@ class ModelStore:
     """Blocking access to the models bucket, for activities that run on worker threads: each call
     connects, does its work on a private event loop, and disconnects."""
 
-    def __init__(self, nats_url: str, bucket: str = MODELS_BUCKET) -> None:
+    def __init__(self, nats_url: str, bucket: str = MODELS_BUCKET, replicas: int = 1) -> None:
         self.nats_url = nats_url
         self.bucket = bucket
+        # Replicas of the bucket when it is missing and created here (EDGEFORGE_NATS_REPLICAS).
+        self.replicas = replicas
 
     def _run(self, work: Callable[[ObjectStore], Awaitable[T]]) -> T:
         async def session() -> T:
             client = await nats.connect(
-                self.nats_url, connect_timeout=CONNECT_TIMEOUT_S, allow_reconnect=False
+                nats_servers(self.nats_url),
+                connect_timeout=CONNECT_TIMEOUT_S,
+                allow_reconnect=False,
             )
             try:
                 js = client.jetstream()
                 try:
                     store = await js.object_store(self.bucket)
                 except BucketNotFoundError:
-                    store = await js.create_object_store(self.bucket, storage=StorageType.FILE)
+                    store = await js.create_object_store(
+                        self.bucket, storage=StorageType.FILE, replicas=self.replicas
+                    )
                 return await work(store)
             finally:
                 await client.close()

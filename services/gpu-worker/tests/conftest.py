@@ -10,7 +10,6 @@ import pytest
 
 from edgeforge_gpu.data import Dataset, DatasetSpec, load_dataset
 
-NATS_SERVER = "/usr/sbin/nats-server"
 NATS_LISTENING = re.compile(r"Listening for client connections on 127\.0\.0\.1:(\d+)")
 
 
@@ -29,7 +28,8 @@ def temporal_bin() -> str:
 @pytest.fixture(scope="session")
 def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real nats-server with JetStream on a port it picks itself (no race for a free one)."""
-    binary = shutil.which("nats-server") or NATS_SERVER
+    # The bootstrap's nats-server (scripts/pytest.sh passes its path), else one on PATH.
+    binary = os.environ.get("EDGEFORGE_NATS_SERVER_BIN") or shutil.which("nats-server") or ""
     if not Path(binary).is_file():
         pytest.fail("no nats-server: run `npm run bootstrap` first", pytrace=False)
     folder = tmp_path_factory.mktemp("nats")

@@ -85,8 +85,7 @@ export async function rollOutInWaves(ctx: WavesContext): Promise<WavesOutcome> {
   let doneInWaves = 0;
   const passed: CohortRange[] = [];
   const countDone = () => {
-    const inPassed = (d: string) =>
-      passed.some((r) => cohortOf(d) >= r.from && cohortOf(d) < r.to);
+    const inPassed = (d: string) => passed.some((r) => cohortOf(d) >= r.from && cohortOf(d) < r.to);
     status.devicesDone = doneInWaves + servingCanaries.filter((d) => !inPassed(d)).length;
   };
   if (!conclude(canaryWave, canaryJudged, status)) {

@@ -16,7 +16,7 @@ Activities = dict[str, Callable[..., Any]]
 
 def build_activities(settings: Settings) -> Activities:
     """Every activity, wired to the object store and work folder the settings name."""
-    store = ModelStore(settings.nats_url)
+    store = ModelStore(settings.nats_url, replicas=settings.nats_replicas)
     return {
         "describe_environment": describe_environment,
         "prepare_teacher": create_prepare_teacher(store, settings.work_dir),
