@@ -68,7 +68,10 @@ export function toGrpcStatus(err: unknown): { code: status; details: string } {
 
 function isNatsUnavailable(err: unknown): boolean {
   const name = (err as Error | undefined)?.name ?? '';
-  return ['TimeoutError', 'ClosedConnectionError', 'NoRespondersError', 'RequestError'].includes(
-    name,
+  const message = (err as Error | undefined)?.message ?? '';
+  return (
+    ['TimeoutError', 'ClosedConnectionError', 'NoRespondersError', 'RequestError'].includes(name) ||
+    // A NATS cluster electing a new stream leader answers like this for a few seconds.
+    /no responders|temporarily unavailable|jetstream is not enabled/i.test(message)
   );
 }

@@ -1,0 +1,37 @@
+import { status } from '@grpc/grpc-js';
+import { describe, expect, it } from 'vitest';
+import { FailedPreconditionError, InvalidArgumentError, toGrpcStatus } from './errors.js';
+
+describe('toGrpcStatus', () => {
+  it('names the field of an invalid argument and keeps precondition messages', () => {
+    expect(toGrpcStatus(new InvalidArgumentError('spec_json', 'is empty'))).toEqual({
+      code: status.INVALID_ARGUMENT,
+      details: 'spec_json: is empty',
+    });
+    expect(toGrpcStatus(new FailedPreconditionError('a running rollout owns x')).code).toBe(
+      status.FAILED_PRECONDITION,
+    );
+  });
+
+  it('says UNAVAILABLE, to retry, while NATS is down or electing a stream leader', () => {
+    for (const message of [
+      'no responders',
+      'jetstream is not enabled',
+      'jetstream temporarily unavailable',
+    ]) {
+      expect(toGrpcStatus(new Error(message))).toEqual({
+        code: status.UNAVAILABLE,
+        details: 'the fleet registry (NATS) is unreachable; retry with backoff',
+      });
+    }
+    const timeout = Object.assign(new Error('timeout'), { name: 'TimeoutError' });
+    expect(toGrpcStatus(timeout).code).toBe(status.UNAVAILABLE);
+  });
+
+  it('keeps anything unexpected INTERNAL, without its details', () => {
+    expect(toGrpcStatus(new Error('secret stack'))).toEqual({
+      code: status.INTERNAL,
+      details: 'internal error; the control plane log has the details',
+    });
+  });
+});
