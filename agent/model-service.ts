@@ -166,14 +166,18 @@ export class ModelService {
         simulate: o.simulate,
         logger: o.logger,
       });
+      const watcher = new DesiredStateWatcher({
+        link,
+        deviceId: identity.deviceId,
+        hardwareClass: () => (o.session.identity ?? identity).hardwareClass,
+        backoff: o.backoff,
+        logger: o.logger,
+      });
+      // Another class is another track: watch its keys from now on.
+      const forgetClass = o.session.onHardwareClassChange(() => watcher.rewatch());
+      stop.signal.addEventListener('abort', forgetClass, { once: true });
       reconciler = new Reconciler({
-        watcher: new DesiredStateWatcher({
-          link,
-          deviceId: identity.deviceId,
-          hardwareClass: () => (o.session.identity ?? identity).hardwareClass,
-          backoff: o.backoff,
-          logger: o.logger,
-        }),
+        watcher,
         revisions: new AppliedRevisionStore(o.dataDir),
         apply: (desired, signal) => applier.apply(desired, signal),
         refuse: (error) => applier.refuse(error),

@@ -54,6 +54,7 @@ export class DeviceSession {
   readonly stats: SessionStats = { heartbeatsOk: 0, heartbeatsFailed: 0, enrollments: 0 };
   readonly #options: DeviceSessionOptions;
   readonly #onNatsUrl = new Set<(url: string) => void>();
+  readonly #onClass = new Set<(hardwareClass: string) => void>();
   #identity: DeviceIdentity | undefined;
   #logger: Logger;
 
@@ -238,6 +239,9 @@ export class DeviceSession {
         { hardwareClass: updated.hardwareClass },
         'the control plane accepted the changed hardware profile',
       );
+      if (updated.hardwareClass !== identity.hardwareClass) {
+        for (const listener of this.#onClass) listener(updated.hardwareClass);
+      }
     }
     if (natsMoved) {
       this.#logger.info(
@@ -246,6 +250,12 @@ export class DeviceSession {
       );
       for (const listener of this.#onNatsUrl) listener(updated.natsUrl);
     }
+  }
+
+  /** Calls `listener` with the new class when an accepted profile puts the device in another. */
+  onHardwareClassChange(listener: (hardwareClass: string) => void): () => void {
+    this.#onClass.add(listener);
+    return () => this.#onClass.delete(listener);
   }
 
   /** Calls `listener` with the new URL whenever the control plane advertises another NATS URL. */

@@ -53,6 +53,16 @@ export class DesiredStateWatcher {
     this.key = deviceDesiredKey(options.deviceId);
   }
 
+  #stopWatch: (() => void) | undefined;
+
+  /**
+   * Starts the watch again, on the keys of the device's current class: its class changed, so it
+   * follows another track now.
+   */
+  rewatch(): void {
+    this.#stopWatch?.();
+  }
+
   /** The device's track key, from its current class. */
   get trackKey(): string {
     return trackKey(this.#o.hardwareClass(), cohortOf(this.#o.deviceId));
@@ -92,6 +102,7 @@ export class DesiredStateWatcher {
     onWatching();
     this.#o.logger.info({ key: this.key, track }, 'watching the desired state');
     const stop = () => watch.stop();
+    this.#stopWatch = stop;
     // The signal may have aborted while the watch was being created: its event is gone then.
     if (signal.aborted) stop();
     signal.addEventListener('abort', stop, { once: true });

@@ -9,7 +9,7 @@ import {
   type ModelManifest,
   type SignedManifest,
 } from '../../common/manifest.js';
-import { deviceDesiredKey, KV_BUCKETS, OBJECT_BUCKETS } from '../../common/names.js';
+import { deviceDesiredKey, KV_BUCKETS, OBJECT_BUCKETS, trackKey } from '../../common/names.js';
 import { bucketOptions, type NatsConnection } from '../../common/nats.js';
 import type { EdgeAgent } from '../../agent/index.js';
 import { testManifest, type TestManifestParts } from './manifests.js';
@@ -59,6 +59,27 @@ export class TestOrchestrator {
       deviceDesiredKey(deviceId),
       typeof value === 'string' ? value : JSON.stringify(value),
     );
+  }
+
+  /** Writes a release track's entry for one cohort of a class; returns its KV revision. */
+  track(
+    hardwareClass: string,
+    cohort: number,
+    rolloutId: string,
+    model: SignedManifest,
+  ): Promise<number> {
+    const state: DesiredState = {
+      kind: 'run',
+      rolloutId,
+      model,
+      issuedAt: new Date().toISOString(),
+    };
+    return this.desired.put(trackKey(hardwareClass, cohort), JSON.stringify(state));
+  }
+
+  /** Removes a device's own entry: it follows its track again. */
+  async clear(deviceId: string): Promise<void> {
+    await this.desired.delete(deviceDesiredKey(deviceId));
   }
 
   run(deviceId: string, rolloutId: string, model: SignedManifest): Promise<number> {
