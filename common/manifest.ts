@@ -146,7 +146,7 @@ export interface VerifyOptions {
   publicKey: Uint8Array;
   /** The device's hardware class: the manifest must list it. */
   hardwareClass: string;
-  /** The version the device runs now for this model; an older manifest is a rollback attack. */
+  /** The version the device runs now (any model); an older manifest is a rollback attack. */
   currentVersion?: number;
   now?: number;
 }
@@ -184,7 +184,8 @@ export function verifySignedManifest(
   if (options.currentVersion !== undefined && m.version < options.currentVersion) {
     throw new ManifestRefusedError(
       'older_version',
-      `version ${m.version} is older than the running version ${options.currentVersion}`,
+      `version ${m.version} is older than the running version ${options.currentVersion}: ` +
+        'an earlier release written back is never run (rollbacks are signed again with a newer version)',
       ids,
     );
   }

@@ -243,7 +243,9 @@ export class DesiredStateApplier {
     return verifySignedManifest(signed, {
       publicKey: Buffer.from(identity.manifestPublicKey, 'base64'),
       hardwareClass: identity.hardwareClass,
-      currentVersion: active?.modelId === signed.manifest.modelId ? active.version : undefined,
+      // Whatever the model id: versions grow across rollouts (the workflow clock), so an earlier
+      // release written back (replayed) is older than what the device runs, and refused.
+      currentVersion: active?.version,
     });
   }
 

@@ -27,11 +27,13 @@ describe('an agent follows its release track', () => {
     const config = { dataDir: join(dir, 'data'), deviceName: 'pi-track' };
     const agent = await startTestAgent(cp.address, device(4 * GIB), config);
     const [deviceId, small] = [agent.deviceId!, agent.hardwareClass!];
+    // Every rollout has a model id of its own; versions grow across rollouts.
     const publish = (scale: number, hardwareClass: string, version: number) =>
       orchestrator.publish({
         model: hotFeatureClassifier({ scale }),
         holdout: HOLDOUT,
         variant: `v${scale}`,
+        modelId: `rollout-${version}-small_cnn`,
         version,
         hardwareClasses: [hardwareClass],
       });
@@ -53,6 +55,20 @@ describe('an agent follows its release track', () => {
     await orchestrator.track(small, cohortOf(deviceId), 'r-track', back);
     await orchestrator.clear(deviceId);
     await served(back.manifest.model.sha256);
+
+    // An earlier rollout's signed entry written back (by anyone with write access to the
+    // bucket) is refused, although its model id differs, and reported; nothing changes.
+    await orchestrator.run(deviceId, 'r-track', release);
+    await eventually(() =>
+      expect(cp.registry.get(deviceId)?.lastStatus).toMatchObject({
+        event: 'STATUS_EVENT_REFUSED',
+        detail: expect.stringMatching(
+          /^older_version: version 1 is older than the running version 3/,
+        ),
+      }),
+    );
+    await served(back.manifest.model.sha256);
+    await orchestrator.clear(deviceId);
 
     // A memory upgrade puts the same device (same id, same data dir) in another class.
     await agent.stop();

@@ -8,6 +8,7 @@ import { Worker } from '@temporalio/worker';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { RunModel } from '../../common/desired-state.js';
 import { deviceDesiredKey, KV_BUCKETS, trackKey } from '../../common/names.js';
+import { MAX_TIE_SHARE } from '../../workflows/decisions/choose.js';
 import {
   classWorkflowId,
   measurementsKey,
@@ -84,9 +85,13 @@ describe('rollout workflow on the real stack', () => {
       const chosen = cls.chosen!;
       const won = cls.candidates.find((c) => c.verdict === 'won')!;
       expect(won.variant).toBe(chosen.variant);
-      // The winner has the lowest on-device p95 of every candidate that passed the gates.
+      // The winner has the lowest on-device p95 of every candidate that passed the gates, or is
+      // tied with it within the noise and at most MAX_TIE_SHARE slower (then smaller or more
+      // accurate: workflows/decisions/choose.ts).
       for (const other of cls.candidates.filter((c) => c.verdict === 'slower')) {
-        expect(other.onDevice!.p95Ms).toBeGreaterThanOrEqual(won.onDevice!.p95Ms);
+        expect(won.onDevice!.p95Ms).toBeLessThanOrEqual(
+          other.onDevice!.p95Ms * (1 + MAX_TIE_SHARE),
+        );
       }
       expect(cls.candidates.find((c) => c.verdict === 'reference')?.variant).toBe('teacher_fp32');
       expect(chosen.speedupVsTeacher).toBeGreaterThan(0);

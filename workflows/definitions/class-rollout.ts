@@ -6,6 +6,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
+import { cohortOf } from '../../common/cohorts.js';
 import type { SignedManifest } from '../../common/manifest.js';
 import type { BenchmarkReportSignal, ChosenVariant, ClassStatus } from '../../common/rollout.js';
 import { FP32 } from '../decisions/choose.js';
@@ -81,6 +82,18 @@ export async function classRolloutWorkflow(input: ClassRolloutInput): Promise<Cl
       version: Date.now(),
       expiresAt: expiresAt(),
     });
+  /**
+   * Removes the canaries' own entries. Once they ran the winner, their tracks' earlier release is
+   * older than what they run, and devices never go back to an older version: their cohorts get
+   * that release signed again, newer.
+   */
+  const restoreCanaries = async () => {
+    await orchestrator.writeDeviceStates({ deviceIds: status.canaries, state: null });
+    const activated = status.waves.length > 0 && status.waves[0]!.state !== 'pending';
+    if (!activated) return;
+    const cohorts = [...new Set(status.canaries.map(cohortOf))].filter((c) => !moved.has(c));
+    if (cohorts.length > 0) await restoreTracks(cohorts.sort((a, b) => a - b));
+  };
 
   try {
     const lease = await orchestrator.acquireClassLease({ rolloutId, hardwareClass });
@@ -143,6 +156,7 @@ export async function classRolloutWorkflow(input: ClassRolloutInput): Promise<Cl
       report,
       moved,
       restoreTracks,
+      restoreCanaries,
     });
     if (!outcome.passed) return await finish('rolled_back', outcome.reason);
     return await finish(
@@ -158,7 +172,7 @@ export async function classRolloutWorkflow(input: ClassRolloutInput): Promise<Cl
     }
     // Cancelled: every cohort and canary this class changed goes back to what it ran before.
     await CancellationScope.nonCancellable(async () => {
-      await orchestrator.writeDeviceStates({ deviceIds: status.canaries, state: null });
+      await restoreCanaries();
       if (moved.size > 0) await restoreTracks([...moved].sort((a, b) => a - b));
       for (const wave of status.waves) if (wave.state !== 'pending') wave.state = 'rolled_back';
       await finish(

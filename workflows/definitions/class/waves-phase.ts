@@ -24,6 +24,8 @@ export interface WavesContext {
   /** Cohorts whose track this rollout moved: what a cancellation must restore. */
   moved: Set<number>;
   restoreTracks: (cohorts: number[]) => Promise<{ restored: number; cleared: number }>;
+  /** Hands the canaries back to their tracks' earlier release (see class-rollout.ts). */
+  restoreCanaries: () => Promise<void>;
 }
 
 export type WavesOutcome = { passed: true } | { passed: false; reason: string };
@@ -42,6 +44,8 @@ export async function rollOutInWaves(ctx: WavesContext): Promise<WavesOutcome> {
   const until = () => new Date(Date.now() + spec.reportTimeoutSeconds * 1000).toISOString();
 
   await orchestrator.setLeaseTarget({ rolloutId, hardwareClass, targetSha256: sha256 });
+  // Before any device runs the winner: what every cohort ran, to go back to.
+  await orchestrator.snapshotTracks({ rolloutId, hardwareClass });
   const canaryWave = newWave(0, null, ctx.canaries.length);
   status.waves = [canaryWave];
 
@@ -89,14 +93,13 @@ export async function rollOutInWaves(ctx: WavesContext): Promise<WavesOutcome> {
     status.devicesDone = doneInWaves + servingCanaries.filter((d) => !inPassed(d)).length;
   };
   if (!conclude(canaryWave, canaryJudged, status)) {
-    await orchestrator.writeDeviceStates({ deviceIds: ctx.canaries, state: null });
+    await ctx.restoreCanaries();
     return { passed: false, reason: `wave 0 rolled back: ${canaryWave.reason}` };
   }
   countDone();
   await ctx.report();
 
   // The waves over the track, planned from how many devices each cohort has online now.
-  await orchestrator.snapshotTracks({ rolloutId, hardwareClass });
   const online =
     (await orchestratorLong.cohortsOnline({
       rolloutId,
