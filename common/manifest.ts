@@ -73,6 +73,10 @@ export type RefusalReason =
   | 'digest_mismatch'
   | 'size_mismatch'
   | 'not_onnx'
+  /** The ONNX file keeps tensors in external files (paths on the device): never loaded. */
+  | 'external_data'
+  /** The model or its holdout bundle does not fit the device's memory or free disk. */
+  | 'too_large'
   | 'health_check_failed';
 
 export class ManifestRefusedError extends EdgeforgeError {

@@ -1,4 +1,5 @@
-import { unlink } from 'node:fs/promises';
+import { stat, unlink } from 'node:fs/promises';
+import { totalmem } from 'node:os';
 import { jetstream } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
 import type { Logger } from '../../common/logger.js';
@@ -8,6 +9,7 @@ import { abortable, pause } from '../heartbeat/pause.js';
 import { loadSession } from '../inference/load-session.js';
 import type { ModelStore } from '../models/model-store.js';
 import type { NatsLink } from '../nats/nats-link.js';
+import { freeDiskBytes, requireRoom, requireSelfContained } from './model-checks.js';
 import { DownloadError, downloadObject, OBJECT_STORE_API_TIMEOUT_MS } from './object-download.js';
 
 export interface ModelFetcherOptions {
@@ -35,11 +37,19 @@ export interface DownloadResume {
 /** Called on each failed transfer before the retry; `attempt` counts from 1. */
 export type OnDownloadFailure = (error: DownloadError, attempt: number) => void;
 
+/** What the device has room for (download/model-checks.ts). */
+export interface DeviceLimits {
+  /** The device's memory: its profile's memoryBytes; this machine's when absent. */
+  memoryBytes?: number;
+}
+
 /**
  * Puts a manifest's model file and holdout bundle into the model store, verified: streamed from
  * the Object Store into the object's partial file in downloads/, checked for size and the sha256
- * of the whole file (and, for the model, that ONNX Runtime can load it), then renamed into
- * models/. Files already there are not fetched again. A failed transfer is retried with backoff
+ * of the whole file (and, for the model, that it keeps no tensor outside the file and that ONNX
+ * Runtime can load it), then renamed into models/. Before any transfer, a model or holdout too
+ * big for the device's memory or free disk is refused (download/model-checks.ts). Files already
+ * there are not fetched again. A failed transfer is retried with backoff
  * until it succeeds or the signal aborts; a server restart or a reconnect mid-download ends the
  * transfer at once, and the retry resumes after the last chunk written (so does the first
  * attempt after an agent restart). An object that is not what the manifest says is refused at
@@ -56,9 +66,33 @@ export class ModelFetcher {
     manifest: ModelManifest,
     signal: AbortSignal,
     onFailure: OnDownloadFailure,
+    device: DeviceLimits = {},
   ): Promise<void> {
+    await this.#requireRoom(manifest, device.memoryBytes ?? totalmem());
     await this.#fetchOne(manifest.model, 'onnx', signal, onFailure);
     if (manifest.holdout) await this.#fetchOne(manifest.holdout, 'npz', signal, onFailure);
+  }
+
+  /** Refuses (too_large) what the device cannot hold, before reading a byte of it. */
+  async #requireRoom(manifest: ModelManifest, memoryBytes: number): Promise<void> {
+    const { store } = this.#o;
+    const left = async (ref: ObjectRef, extension: 'onnx' | 'npz') => {
+      if (await store.has(store.fileFor(ref, extension))) return 0;
+      const partial = await stat(store.partialPath(ref, extension)).then(
+        (s) => s.size,
+        () => 0,
+      );
+      return Math.max(0, ref.size - partial);
+    };
+    const downloadBytes =
+      (await left(manifest.model, 'onnx')) +
+      (manifest.holdout ? await left(manifest.holdout, 'npz') : 0);
+    requireRoom(manifest, {
+      memoryBytes,
+      downloadBytes,
+      freeDiskBytes: downloadBytes > 0 ? await freeDiskBytes(store.downloadsDir) : undefined,
+      dataDir: store.downloadsDir,
+    });
   }
 
   async #fetchOne(
@@ -138,8 +172,17 @@ export class ModelFetcher {
   }
 }
 
-/** A file whose digest matched can still be something ONNX Runtime cannot load here. */
+/**
+ * A file whose digest matched can still be something ONNX Runtime must not or cannot load here:
+ * one with external data, or no ONNX at all, is refused before ONNX Runtime reads it.
+ */
 async function requireLoadable(file: string, ref: ObjectRef): Promise<void> {
+  try {
+    await requireSelfContained(file, ref);
+  } catch (err) {
+    await unlink(file).catch(() => {});
+    throw err;
+  }
   try {
     await (await loadSession(file)).release();
   } catch (err) {

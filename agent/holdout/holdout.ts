@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { NpyFormatError, type NpyArray } from './npy.js';
-import { readNpz } from './npz.js';
+import { formatSize, npzLimits, readNpz } from './npz.js';
 
 /**
  * The labelled samples that ship with a model (manifest.holdout): `x` float32 NCHW, `y` int64
@@ -17,9 +17,24 @@ export interface Holdout {
   reference: number[] | null;
 }
 
-/** Reads and checks a holdout .npz; a problem names the array and what was expected. */
-export async function loadHoldout(file: string): Promise<Holdout> {
-  const arrays = readNpz(await readFile(file), file);
+/**
+ * Reads and checks a holdout .npz; a problem names the array and what was expected. Its
+ * decompression is bounded for a device with `memoryBytes` of memory (this machine's by
+ * default; holdout/npz.ts says how): a bundle past that is refused with NpyFormatError.
+ */
+export async function loadHoldout(
+  file: string,
+  options: { memoryBytes?: number } = {},
+): Promise<Holdout> {
+  const limits = npzLimits(options.memoryBytes);
+  const { size } = await stat(file);
+  if (size > limits.maxInflatedBytes) {
+    throw new NpyFormatError(
+      `${file} is ${formatSize(size)}; a holdout bundle on this device is at most ` +
+        `${formatSize(limits.maxInflatedBytes)}, decompressed: ship fewer samples`,
+    );
+  }
+  const arrays = readNpz(await readFile(file), file, limits);
   const x = required(arrays, 'x', file);
   if (!(x.data instanceof Float32Array) || x.shape.length < 2) {
     throw new NpyFormatError(

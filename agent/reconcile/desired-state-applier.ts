@@ -111,7 +111,9 @@ export class DesiredStateApplier {
       const holdoutFile = store.holdoutFile(manifest);
       let holdout: Holdout | null;
       try {
-        holdout = holdoutFile ? await loadHoldout(holdoutFile) : null;
+        holdout = holdoutFile
+          ? await loadHoldout(holdoutFile, { memoryBytes: this.#memoryBytes() })
+          : null;
       } catch (err) {
         log.error({ error: (err as Error).message }, 'the benchmark failed');
         await failed(signed, `the holdout bundle cannot be read: ${(err as Error).message}`);
@@ -257,20 +259,30 @@ export class DesiredStateApplier {
   ): Promise<void> {
     const { activity, fetcher, reporter, metrics } = this.#o;
     await activity.during(DeviceState.DEVICE_STATE_DOWNLOADING, () =>
-      fetcher.fetch(manifest, signal, (error, attempt) => {
-        log.warn({ error: error.message, attempt }, 'download failed; retrying');
-        if (attempt > 1) return;
-        // Once per model: the orchestrator learns the device is stuck, not every retry.
-        metrics.modelEvents.inc({ event: 'download_failed' });
-        void reporter.status({
-          event: StatusEvent.STATUS_EVENT_DOWNLOAD_FAILED,
-          rolloutId,
-          variant: manifest.variant,
-          activeModel: activity.activeModel(),
-          detail: `${error.message}; retrying`,
-        });
-      }),
+      fetcher.fetch(
+        manifest,
+        signal,
+        (error, attempt) => {
+          log.warn({ error: error.message, attempt }, 'download failed; retrying');
+          if (attempt > 1) return;
+          // Once per model: the orchestrator learns the device is stuck, not every retry.
+          metrics.modelEvents.inc({ event: 'download_failed' });
+          void reporter.status({
+            event: StatusEvent.STATUS_EVENT_DOWNLOAD_FAILED,
+            rolloutId,
+            variant: manifest.variant,
+            activeModel: activity.activeModel(),
+            detail: `${error.message}; retrying`,
+          });
+        },
+        { memoryBytes: this.#memoryBytes() },
+      ),
     );
+  }
+
+  /** The device's memory (its profile's), which bounds the models and holdouts it takes. */
+  #memoryBytes(): number {
+    return this.#o.identity().profile.memoryBytes;
   }
 
   async #refused(
