@@ -2,10 +2,9 @@ import { sleep } from '@temporalio/workflow';
 import { COHORTS, cohortOf, cohortsIn, type CohortRange } from '../../../common/cohorts.js';
 import { FAILURE_EVENTS, deviceEventOf } from '../../../common/census.js';
 import type { SignedManifest } from '../../../common/manifest.js';
-import type { ClassStatus, WaveStatus } from '../../../common/rollout.js';
+import type { ClassStatus, DeviceEvent, WaveStatus } from '../../../common/rollout.js';
 import { median } from '../../../common/median.js';
 import { judgeWave, planWaves, type WaveJudgement } from '../../decisions/waves.js';
-import type { DeviceEvent } from '../../../common/rollout.js';
 import { orchestrator, orchestratorLong } from '../proxies.js';
 import type { ClassRolloutInput } from './input.js';
 
