@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { Server, ServerCredentials, type ServerOptions } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import { MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES } from '../../common/fleet-api.js';
@@ -11,6 +11,7 @@ import { CredentialAuthority } from './auth/credentials.js';
 import { loadOrCreateManifestKey, loadOrCreateSecret } from '../../common/secrets.js';
 import { createAdminService } from './grpc/admin-service.js';
 import { createFleetService } from './grpc/fleet-service.js';
+import { withRequestDecoding } from './grpc/request-decoding.js';
 import { createControlPlaneMetrics } from './metrics.js';
 import { DeviceRegistry } from './registry/device-registry.js';
 import { CensusPublisher } from './rollouts/census-publisher.js';
@@ -53,6 +54,67 @@ export interface ControlPlaneOptions {
   temporal?: TemporalSettings;
   /** How often the census of classes under rollout is brought up to date; default 1 s. */
   censusIntervalMs?: number;
+  /** How long connections may take or sit idle; see connectionTimeouts(). Tests shorten them. */
+  connectionTimeouts?: Partial<ConnectionTimeouts>;
+}
+
+/** How long the gRPC server holds a connection that does nothing useful. */
+export interface ConnectionTimeouts {
+  /** A TLS handshake not done by then is dropped (Node's own default is 120 s). */
+  tlsHandshakeMs: number;
+  /** A connection without a call for this long gets a GOAWAY (clients reconnect on their next). */
+  idleMs: number;
+  /** Every connection gets a GOAWAY at this age (±10%), and is cut `maxAgeGraceMs` after. */
+  maxAgeMs: number;
+  maxAgeGraceMs: number;
+  /** A ping every `keepaliveTimeMs`; no answer within `keepaliveTimeoutMs` drops the connection. */
+  keepaliveTimeMs: number;
+  keepaliveTimeoutMs: number;
+}
+
+/**
+ * Chosen for fleets of slow devices on poor links (a Pi on a cellular modem, ~1-2 s round trips,
+ * lost packets), while a client that opens connections and then stalls (half-open TCP, a TLS
+ * handshake never finished, an HTTP/2 stream never completed) cannot hold them forever:
+ * - TLS handshake 30 s: two round trips, a few KiB of certificates and one signature check take a
+ *   slow ARM core on such a link a few seconds with a retransmit or two; 30 s is several times
+ *   that, and a quarter of Node's 120 s default.
+ * - idle 5 min, or 3 heartbeat intervals if longer: an agent beats every interval on one
+ *   long-lived channel, so only connections with no agent behind them reach it (a connection
+ *   that never sends a call included), and a GOAWAY to an idle client costs it one reconnect.
+ * - keepalive ping each minute, 20 s to answer: a device that vanished (power, network) is
+ *   noticed within 80 s, and a peer whose HTTP/2 stack never answers is dropped then too.
+ * - age 1 h, then 2 min of grace: bounds the one case the others miss, a peer that answers pings
+ *   but keeps a call open without finishing its request. One TLS handshake per device per hour is
+ *   nothing; the grace lets a 256 KiB request finish at GPRS speed (~40 kbit/s, about a minute).
+ */
+export function connectionTimeouts(
+  heartbeatIntervalSeconds: number,
+  overrides: Partial<ConnectionTimeouts> = {},
+): ConnectionTimeouts {
+  return {
+    tlsHandshakeMs: 30_000,
+    idleMs: Math.max(5 * 60_000, 3 * heartbeatIntervalSeconds * 1000),
+    maxAgeMs: 60 * 60_000,
+    maxAgeGraceMs: 2 * 60_000,
+    keepaliveTimeMs: 60_000,
+    keepaliveTimeoutMs: 20_000,
+    ...overrides,
+  };
+}
+
+function grpcServerOptions(timeouts: ConnectionTimeouts): ServerOptions {
+  return {
+    'grpc.max_receive_message_length': MAX_REQUEST_BYTES,
+    'grpc.max_send_message_length': MAX_RESPONSE_BYTES,
+    'grpc.max_connection_idle_ms': timeouts.idleMs,
+    'grpc.max_connection_age_ms': timeouts.maxAgeMs,
+    'grpc.max_connection_age_grace_ms': timeouts.maxAgeGraceMs,
+    // Agents keep one long-lived channel each; ping them so dead ones are noticed.
+    'grpc.keepalive_time_ms': timeouts.keepaliveTimeMs,
+    'grpc.keepalive_timeout_ms': timeouts.keepaliveTimeoutMs,
+    'grpc.keepalive_permit_without_calls': 1,
+  };
 }
 
 export function defaultControlPlaneOptions(): Pick<
@@ -108,18 +170,13 @@ export async function startControlPlane(
   });
   census.start();
 
-  const server = new Server({
-    'grpc.max_receive_message_length': MAX_REQUEST_BYTES,
-    'grpc.max_send_message_length': MAX_RESPONSE_BYTES,
-    // Agents keep one long-lived channel each; ping them so dead ones are noticed.
-    'grpc.keepalive_time_ms': 60_000,
-    'grpc.keepalive_timeout_ms': 20_000,
-    'grpc.keepalive_permit_without_calls': 1,
-  });
+  const timeouts = connectionTimeouts(options.heartbeatIntervalSeconds, options.connectionTimeouts);
+  const server = new Server(grpcServerOptions(timeouts));
   const health = new HealthImplementation(Object.fromEntries(SERVICES.map((s) => [s, 'SERVING'])));
   health.addToServer(server);
+  // Requests that do not decode are INVALID_ARGUMENT naming the field, not INTERNAL.
   server.addService(
-    FleetServiceService,
+    withRequestDecoding(FleetServiceService),
     await createFleetService(ctx, registry, options.nats, {
       enrollmentToken: options.enrollmentToken,
       heartbeatIntervalSeconds: options.heartbeatIntervalSeconds,
@@ -129,12 +186,12 @@ export async function startControlPlane(
     }),
   );
   server.addService(
-    AdminServiceService,
+    withRequestDecoding(AdminServiceService),
     createAdminService(ctx, registry, thresholds, { temporal, records: rolloutRecords }),
   );
 
   const credentials = options.tls
-    ? await tlsCredentials(options.tls)
+    ? await tlsCredentials(options.tls, timeouts.tlsHandshakeMs)
     : ServerCredentials.createInsecure();
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(options.listen, credentials, (err, bound) =>
@@ -186,11 +243,26 @@ export async function startControlPlane(
   };
 }
 
-async function tlsCredentials(tls: TlsFiles): Promise<ServerCredentials> {
+async function tlsCredentials(
+  tls: TlsFiles,
+  handshakeTimeoutMs: number,
+): Promise<ServerCredentials> {
   const [cert, key, ca] = await Promise.all([
     readFile(tls.certFile),
     readFile(tls.keyFile),
     tls.clientCaFile ? readFile(tls.clientCaFile) : Promise.resolve(null),
   ]);
-  return ServerCredentials.createSsl(ca, [{ cert_chain: cert, private_key: key }], ca !== null);
+  const credentials = ServerCredentials.createSsl(
+    ca,
+    [{ cert_chain: cert, private_key: key }],
+    ca !== null,
+  );
+  // grpc-js has no server option for the TLS handshake timeout, but it builds its
+  // http2.createSecureServer options from these (Node's tls.Server takes `handshakeTimeout`).
+  const constructorOptions = credentials._getConstructorOptions.bind(credentials);
+  credentials._getConstructorOptions = () => {
+    const secure = constructorOptions();
+    return secure && { ...secure, handshakeTimeout: handshakeTimeoutMs };
+  };
+  return credentials;
 }

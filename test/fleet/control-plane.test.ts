@@ -149,7 +149,7 @@ describe('control plane', () => {
         'an absurd memory size',
         { profile: { ...profileToProto(fixtureProfile('raspberry-pi-4')), memoryBytes: 2 ** 52 } },
         status.INVALID_ARGUMENT,
-        /profile\.memoryBytes/,
+        /profile\.memory_bytes/,
       ],
       ['no agent version', { agentVersion: '' }, status.INVALID_ARGUMENT, /agent_version/],
       [

@@ -1,6 +1,11 @@
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { FailedPreconditionError, InvalidArgumentError, toGrpcStatus } from './errors.js';
+import {
+  FailedPreconditionError,
+  InvalidArgumentError,
+  sendableDetails,
+  toGrpcStatus,
+} from './errors.js';
 
 describe('toGrpcStatus', () => {
   it('names the field of an invalid argument and keeps precondition messages', () => {
@@ -33,5 +38,15 @@ describe('toGrpcStatus', () => {
       code: status.INTERNAL,
       details: 'internal error; the control plane log has the details',
     });
+  });
+});
+
+describe('sendableDetails', () => {
+  it('replaces lone surrogates (encodeURI would throw on them) and cuts long details', () => {
+    const quoted = toGrpcStatus(new InvalidArgumentError('profile.arch', 'is "\ud83d"')).details;
+    expect(() => encodeURI(quoted)).not.toThrow();
+    expect(quoted).toBe('profile.arch: is "\ufffd"');
+    expect(sendableDetails('😀 ok')).toBe('😀 ok');
+    expect(sendableDetails('x'.repeat(5000))).toHaveLength(1024 + 3);
   });
 });

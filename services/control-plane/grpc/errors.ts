@@ -32,11 +32,32 @@ export class FailedPreconditionError extends EdgeforgeError {
   override name = 'FailedPreconditionError';
 }
 
+const MAX_DETAILS = 1024;
+
+/**
+ * Details fit to send: grpc-js percent-encodes them into the grpc-message trailer with encodeURI,
+ * which throws on a lone surrogate (a client's string cut mid-pair, quoted back), and the call
+ * would then get no answer at all. Long ones are cut, at a code point.
+ */
+export function sendableDetails(details: string): string {
+  const points = Array.from(details);
+  const cut = points.length > MAX_DETAILS ? `${points.slice(0, MAX_DETAILS).join('')}...` : details;
+  return cut.replace(
+    /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g,
+    '\uFFFD',
+  );
+}
+
 /**
  * The one place where errors become gRPC status codes. Anything unexpected is INTERNAL, and its
  * details stay in the server log rather than going to the caller.
  */
 export function toGrpcStatus(err: unknown): { code: status; details: string } {
+  const { code, details } = statusOf(err);
+  return { code, details: sendableDetails(details) };
+}
+
+function statusOf(err: unknown): { code: status; details: string } {
   if (err instanceof InvalidArgumentError)
     return { code: status.INVALID_ARGUMENT, details: err.message };
   if (err instanceof UnauthenticatedError)

@@ -10,6 +10,7 @@ import {
 } from '../auth/credentials.js';
 import type { ControlPlaneMetrics } from '../metrics.js';
 import { toGrpcStatus } from './errors.js';
+import { decodeFailure } from './request-decoding.js';
 
 /** Who may call a method. */
 export type Role = 'anyone' | 'device' | 'admin';
@@ -25,8 +26,9 @@ export interface UnaryContext {
 }
 
 /**
- * Wraps a handler with what every call needs: authentication for its role, error → status
- * mapping, metrics by method and code, and a log line carrying the device id.
+ * Wraps a handler with what every call needs: authentication for its role, the refusal of a
+ * request that did not decode, error → status mapping, metrics by method and code, and a log line
+ * carrying the device id.
  */
 export function unary<Req, Res>(
   ctx: UnaryContext,
@@ -47,13 +49,16 @@ export function unary<Req, Res>(
       });
       ctx.metrics.grpcDuration.observe({ grpc_service: service, grpc_method: method }, seconds);
     };
-    void (async () => {
+    const run = async (): Promise<[null, Res] | [{ code: status; details: string }]> => {
       try {
         const caller = authenticate(ctx, role, call.metadata);
         if (caller.role === 'device') log = log.child({ deviceId: caller.claims.deviceId });
+        // A request whose bytes did not decode (see withRequestDecoding): refused by field.
+        const undecodable = decodeFailure(call.request);
+        if (undecodable) throw undecodable;
         const response = await handler(call.request, caller, log);
         finish(status.OK);
-        callback(null, response);
+        return [null, response];
       } catch (err) {
         const { code, details } = toGrpcStatus(err);
         finish(code);
@@ -62,9 +67,23 @@ export function unary<Req, Res>(
         } else {
           log.info({ method, code: status[code], details }, 'call refused');
         }
-        callback({ code, details });
+        return [{ code, details }];
       }
-    })();
+    };
+    void run().then((answer) => {
+      // Answering must not throw out of here: an unhandled rejection would end the process.
+      try {
+        if (answer[0] === null) callback(null, answer[1]);
+        else callback(answer[0]);
+      } catch (err) {
+        log.error({ err, method }, 'could not send the answer');
+        try {
+          callback({ code: status.INTERNAL, details: 'internal error sending the answer' });
+        } catch {
+          // The call is beyond answering; grpc-js ends it when the client goes.
+        }
+      }
+    });
   };
 }
 

@@ -1,6 +1,13 @@
-import { HardwareProfileError, type HardwareProfile } from '../../../common/hardware/index.js';
+import {
+  deriveHardwareClass,
+  HardwareProfileError,
+  type HardwareProfile,
+} from '../../../common/hardware/index.js';
 import { profileFromProto } from '../../../common/fleet-api.js';
-import type { HardwareProfile as ProtoHardwareProfile } from '../../../proto/gen/edgeforge/v1/hardware.pb.js';
+import {
+  Accelerator_Kind,
+  type HardwareProfile as ProtoHardwareProfile,
+} from '../../../proto/gen/edgeforge/v1/hardware.pb.js';
 import {
   DeviceState,
   StatusEvent,
@@ -14,11 +21,68 @@ import {
 import type { ListDevicesRequest } from '../../../proto/gen/edgeforge/v1/admin.pb.js';
 import { InvalidArgumentError } from './errors.js';
 
-// Every request field is checked here before any handler logic runs; a failure names the field.
+// Every request field is checked here before any handler logic runs; a failure names the field,
+// with the proto's name for it (`profile.memory_bytes`), whatever the TypeScript spells.
 
 const ID = /^[A-Za-z0-9_.-]+$/;
 const SHA256 = /^[0-9a-f]{64}$/;
 const MAX_HISTOGRAM_BUCKETS = 64;
+const MAX_BENCHMARK_ROUNDS = 1000;
+
+// Fields that name a kind of thing (and may end up in a hardware class key, a metric label or a
+// planner decision) are single tokens: unknown values that look right are taken (a new arch such
+// as riscv64, a new execution provider), anything with spaces, control characters or punctuation
+// is refused, so a client cannot mint label values or class keys with odd characters.
+/** `uname -m` or Node spellings: x86_64, aarch64, armv7l, riscv64, x64; no '-' (the key's). */
+export const ARCH = /^[A-Za-z][A-Za-z0-9_]{0,31}$/;
+/** cpuinfo flag names: avx512_vnni, amx_int8, asimddp, i8mm. */
+export const ISA_FEATURE = /^[A-Za-z0-9][A-Za-z0-9_]{0,31}$/;
+/** ORT provider names (CPUExecutionProvider), or onnxruntime-node's backend name (rocm). */
+export const EXECUTION_PROVIDER = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
+/** Node's platform() or Python's platform.system(): linux, darwin, win32, Linux. */
+export const OS_PLATFORM = /^[A-Za-z][A-Za-z0-9_]{0,31}$/;
+/** Intel, AMD, ARM, NVIDIA, HygonGenuine, "implementer 0xc0" (common/hardware/cpuinfo.ts). */
+export const CPU_VENDOR = /^[A-Za-z0-9](?:[A-Za-z0-9 ._-]{0,62}[A-Za-z0-9._-])?$/;
+/** 1.22.0, 1.23.0-dev+abc, 0.1.0. */
+export const VERSION = /^[0-9A-Za-z][0-9A-Za-z.+_~-]{0,63}$/;
+/** Control, format (zero-width, bidi), separator and private characters; U+FFFD (bad UTF-8). */
+const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Co}\p{Cs}\p{Zl}\p{Zp}\uFFFD]/u;
+/** Hardware class keys are single NATS subject tokens (common/names.ts). */
+const CLASS_KEY = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** `accelerators[0].computeCapability` → `accelerators[0].compute_capability`. */
+export function protoFieldPath(path: string): string {
+  return path.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
+}
+
+function token(field: string, value: string, pattern: RegExp): string {
+  if (!pattern.test(value)) {
+    throw new InvalidArgumentError(
+      field,
+      `is ${show(value)}; expected a value matching ${pattern}`,
+    );
+  }
+  return value;
+}
+
+/** Names, models, free text: any printable characters, no control or invisible ones. */
+function printable(field: string, value: string): string {
+  const bad = UNPRINTABLE.exec(value);
+  if (bad) {
+    const code = bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
+    throw new InvalidArgumentError(
+      field,
+      `holds the unprintable character U+${code} at ${bad.index}; expected printable text`,
+    );
+  }
+  return value;
+}
+
+/** A value as the message shows it: JSON-quoted (control characters escaped), cut at 60. */
+function show(value: string): string {
+  const json = Array.from(JSON.stringify(value));
+  return json.length > 60 ? `${json.slice(0, 57).join('')}..."` : json.join('');
+}
 
 function text(field: string, value: string, max: number, pattern?: RegExp): string {
   if (value.trim() === '') throw new InvalidArgumentError(field, 'is required');
@@ -26,6 +90,13 @@ function text(field: string, value: string, max: number, pattern?: RegExp): stri
     throw new InvalidArgumentError(field, `is ${value.length} characters; at most ${max}`);
   if (pattern && !pattern.test(value))
     throw new InvalidArgumentError(field, `must match ${pattern}`);
+  return value;
+}
+
+function integer(field: string, value: number, min: number, max: number): number {
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new InvalidArgumentError(field, `is ${value}; expected an integer from ${min} to ${max}`);
+  }
   return value;
 }
 
@@ -50,15 +121,55 @@ function enumValue<E extends Record<string, string | number>>(
   return value;
 }
 
+/** The identifier fields of a profile, before the shape checks of validateHardwareProfile. */
+function profileTokens(field: string, value: ProtoHardwareProfile): void {
+  const at = (name: string) => `${field}.${name}`;
+  // Empty ones are left to validateHardwareProfile, which says "required" in its own words.
+  const optional = (name: string, v: string, check: (f: string, v: string) => string) => {
+    if (v !== '') check(at(name), v);
+  };
+  optional('arch', value.arch, (f, v) => token(f, v, ARCH));
+  optional('cpu_vendor', value.cpuVendor, (f, v) => token(f, v, CPU_VENDOR));
+  optional('cpu_model', value.cpuModel, printable);
+  optional('device_model', value.deviceModel, printable);
+  value.isaFeatures.forEach((v, i) => token(at(`isa_features[${i}]`), v, ISA_FEATURE));
+  value.accelerators.forEach((a, i) => {
+    enumValue(at(`accelerators[${i}].kind`), a.kind, Accelerator_Kind);
+    optional(`accelerators[${i}].name`, a.name, printable);
+  });
+  if (value.onnxRuntime) {
+    const ort = value.onnxRuntime;
+    optional('onnx_runtime.version', ort.version, (f, v) => token(f, v, VERSION));
+    ort.executionProviders.forEach((v, i) =>
+      token(at(`onnx_runtime.execution_providers[${i}]`), v, EXECUTION_PROVIDER),
+    );
+  }
+  if (value.os) {
+    optional('os.platform', value.os.platform, (f, v) => token(f, v, OS_PLATFORM));
+    optional('os.release', value.os.release, printable);
+  }
+}
+
 function profile(field: string, value: ProtoHardwareProfile | undefined): HardwareProfile {
   if (!value) throw new InvalidArgumentError(field, 'is required');
+  profileTokens(field, value);
+  let checked: HardwareProfile;
   try {
-    return profileFromProto(value);
+    checked = profileFromProto(value);
   } catch (err) {
-    if (err instanceof HardwareProfileError)
-      throw new InvalidArgumentError(`${field}.${err.field}`, err.message);
+    if (err instanceof HardwareProfileError) {
+      // Its message names the TypeScript field ("memoryBytes"); say it with the proto's name.
+      const problem = err.message.replace(/^hardware profile field "[^"]*" /, '');
+      throw new InvalidArgumentError(`${field}.${protoFieldPath(err.field)}`, problem);
+    }
     throw err;
   }
+  // The checks above keep every part of the key a token; this keeps it so if they ever drift.
+  const key = deriveHardwareClass(checked).key;
+  if (!CLASS_KEY.test(key)) {
+    throw new InvalidArgumentError(field, `gives the hardware class ${show(key)}, not a token`);
+  }
+  return checked;
 }
 
 export function validateEnroll(req: EnrollRequest) {
@@ -66,7 +177,7 @@ export function validateEnroll(req: EnrollRequest) {
     enrollmentToken: text('enrollment_token', req.enrollmentToken, 512),
     deviceName: text('device_name', req.deviceName, 128, ID),
     profile: profile('profile', req.profile),
-    agentVersion: text('agent_version', req.agentVersion, 64),
+    agentVersion: text('agent_version', req.agentVersion, 64, VERSION),
   };
 }
 
@@ -75,7 +186,7 @@ export function validateActiveModel(field: string, model: ActiveModel | undefine
   return {
     modelId: text(`${field}.model_id`, model.modelId, 128, ID),
     variant: text(`${field}.variant`, model.variant, 64, ID),
-    version: finite(`${field}.version`, model.version, 0, Number.MAX_SAFE_INTEGER),
+    version: integer(`${field}.version`, model.version, 0, Number.MAX_SAFE_INTEGER),
     sha256: text(`${field}.sha256`, model.sha256, 64, SHA256),
   };
 }
@@ -104,7 +215,14 @@ export function validateLatencyHistogram(field: string, h: LatencyHistogramDelta
       `has ${h.bucketCounts.length} entries; expected one per bound plus +Inf (${bounds.length + 1})`,
     );
   }
+  h.bucketCounts.forEach((c, i) =>
+    integer(`${field}.bucket_counts[${i}]`, c, 0, Number.MAX_SAFE_INTEGER),
+  );
+  integer(`${field}.count`, h.count, 0, Number.MAX_SAFE_INTEGER);
   const total = h.bucketCounts.reduce((sum, c) => sum + c, 0);
+  if (!Number.isSafeInteger(total)) {
+    throw new InvalidArgumentError(`${field}.bucket_counts`, 'add up to more than 2^53-1');
+  }
   if (total !== h.count) {
     throw new InvalidArgumentError(
       `${field}.count`,
@@ -112,6 +230,24 @@ export function validateLatencyHistogram(field: string, h: LatencyHistogramDelta
     );
   }
   finite(`${field}.sum_seconds`, h.sumSeconds, 0);
+  // Each observation lies in its bucket (above the bound before, at most its own), so the sum
+  // lies between Σ count × lower bound and Σ count × upper bound (unbounded with any in +Inf).
+  // The slack covers the agent's float sums (adding, and subtracting what was sent).
+  let lowest = 0;
+  let highest = 0;
+  h.bucketCounts.forEach((c, i) => {
+    if (c === 0) return; // 0 × Infinity is NaN
+    lowest += c * (i === 0 ? 0 : bounds[i - 1]!);
+    highest += c * (i < bounds.length ? bounds[i]! : Infinity);
+  });
+  const slack = (x: number) => Math.abs(x) * 1e-6 + 1e-6;
+  if (h.sumSeconds < lowest - slack(lowest) || h.sumSeconds > highest + slack(highest)) {
+    throw new InvalidArgumentError(
+      `${field}.sum_seconds`,
+      `is ${h.sumSeconds}, but ${h.count} observations in these buckets add up to ` +
+        `${lowest === highest ? lowest : `between ${lowest} and ${highest}`} seconds`,
+    );
+  }
   return h;
 }
 
@@ -146,6 +282,13 @@ export function validateReportBenchmark(req: ReportBenchmarkRequest) {
     }
   });
   if (latency.runs < 1) throw new InvalidArgumentError('latency.runs', 'must be at least 1');
+  if (latency.roundP95Ms.length > MAX_BENCHMARK_ROUNDS) {
+    throw new InvalidArgumentError(
+      'latency.round_p95_ms',
+      `has ${latency.roundP95Ms.length} entries; at most ${MAX_BENCHMARK_ROUNDS}`,
+    );
+  }
+  latency.roundP95Ms.forEach((v, i) => finite(`latency.round_p95_ms[${i}]`, v, 0));
   finite('latency.mean_ms', latency.meanMs, 0);
   finite('latency.cv', latency.cv, 0);
   finite('session_load_ms', req.sessionLoadMs, 0);
