@@ -7,11 +7,14 @@ import { runAgent } from './run-agent.js';
 import { AGENT_SETTINGS, loadAgentSettings, type AgentFlags } from './settings.js';
 
 function readFlags(): AgentFlags {
+  const flags = [...AGENT_SETTINGS.map((s) => [s.flag, s.key] as const)];
+  // Parsed only to refuse it with the way out (agent/settings.ts).
+  flags.push(['enrollment-token', 'enrollmentToken']);
   const { values } = parseArgs({
-    options: Object.fromEntries(AGENT_SETTINGS.map((s) => [s.flag, { type: 'string' as const }])),
+    options: Object.fromEntries(flags.map(([flag]) => [flag, { type: 'string' as const }])),
     strict: true,
   });
-  return Object.fromEntries(AGENT_SETTINGS.map((s) => [s.key, values[s.flag]]));
+  return Object.fromEntries(flags.map(([flag, key]) => [key, values[flag]]));
 }
 
 try {

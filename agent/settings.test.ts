@@ -1,4 +1,5 @@
-import { homedir } from 'node:os';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadAgentSettings } from './settings.js';
@@ -54,10 +55,26 @@ describe('loadAgentSettings', () => {
         [
           '--control-plane / EDGEFORGE_CONTROL_PLANE is required',
           '--metrics / EDGEFORGE_AGENT_METRICS: "9464" is not host:port',
-          '--enrollment-token / EDGEFORGE_ENROLLMENT_TOKEN is required',
+          '--enrollment-token-file / EDGEFORGE_ENROLLMENT_TOKEN_FILE \\(or EDGEFORGE_ENROLLMENT_TOKEN\\) is required',
           '--tls-cert / EDGEFORGE_AGENT_TLS_CERT and --tls-key / EDGEFORGE_AGENT_TLS_KEY go together',
         ].join('[^]*'),
       ),
+    );
+  });
+
+  it('reads the enrollment token from its file, and refuses it on the command line', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgeforge-settings-'));
+    const file = join(dir, 'token');
+    writeFileSync(file, 'from-the-file\n', { mode: 0o600 });
+    const env = { EDGEFORGE_CONTROL_PLANE: 'cp.local:7443' };
+    expect(loadAgentSettings(env, { enrollmentTokenFile: file }).enrollmentToken).toBe(
+      'from-the-file',
+    );
+    expect(() => loadAgentSettings(env, { enrollmentTokenFile: join(dir, 'missing') })).toThrow(
+      /EDGEFORGE_ENROLLMENT_TOKEN_FILE: cannot read .*missing \(ENOENT\)/,
+    );
+    expect(() => loadAgentSettings(REQUIRED, { enrollmentToken: 'on-argv' })).toThrow(
+      /--enrollment-token puts the fleet secret in the process list \(ps\)/,
     );
   });
 });

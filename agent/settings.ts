@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { EdgeforgeError } from '../common/errors.js';
@@ -17,6 +18,8 @@ export interface AgentSettingSpec {
 /** Flag values by camel-cased name, as commander and node:util parseArgs hand them over. */
 export interface AgentFlags {
   controlPlane?: string;
+  enrollmentTokenFile?: string;
+  /** Refused: a secret on the command line is in every `ps` listing. */
   enrollmentToken?: string;
   deviceName?: string;
   dataDir?: string;
@@ -37,11 +40,13 @@ export const AGENT_SETTINGS: readonly AgentSettingSpec[] = [
     description: "the control plane's gRPC address (required)",
   },
   {
-    key: 'enrollmentToken',
-    flag: 'enrollment-token',
-    env: 'EDGEFORGE_ENROLLMENT_TOKEN',
-    value: 'token',
-    description: 'the fleet enrollment token (required)',
+    key: 'enrollmentTokenFile',
+    flag: 'enrollment-token-file',
+    env: 'EDGEFORGE_ENROLLMENT_TOKEN_FILE',
+    value: 'file',
+    description:
+      'file holding the fleet enrollment token (required, or the token itself in ' +
+      'EDGEFORGE_ENROLLMENT_TOKEN); never on the command line, where `ps` shows it',
   },
   {
     key: 'deviceName',
@@ -117,6 +122,37 @@ export type AgentSettings = Pick<
   | 'tls'
 >;
 
+/** The token from its file, else EDGEFORGE_ENROLLMENT_TOKEN; a problem when neither has one. */
+function readEnrollmentToken(
+  env: NodeJS.ProcessEnv,
+  flags: AgentFlags,
+  value: (key: keyof AgentFlags) => string | undefined,
+  problems: string[],
+): string {
+  const tokenFlag = '--enrollment-token-file / EDGEFORGE_ENROLLMENT_TOKEN_FILE';
+  if (flags.enrollmentToken !== undefined) {
+    problems.push(
+      '--enrollment-token puts the fleet secret in the process list (ps) and the shell history: ' +
+        `give ${tokenFlag}, or EDGEFORGE_ENROLLMENT_TOKEN in the environment`,
+    );
+    return '';
+  }
+  const file = value('enrollmentTokenFile');
+  if (file !== undefined) {
+    try {
+      const token = readFileSync(file, 'utf8').trim();
+      if (token === '') problems.push(`${tokenFlag}: ${file} is empty`);
+      return token;
+    } catch (err) {
+      problems.push(`${tokenFlag}: cannot read ${file} (${(err as NodeJS.ErrnoException).code})`);
+      return '';
+    }
+  }
+  const token = env.EDGEFORGE_ENROLLMENT_TOKEN?.trim() ?? '';
+  if (token === '') problems.push(`${tokenFlag} (or EDGEFORGE_ENROLLMENT_TOKEN) is required`);
+  return token;
+}
+
 /**
  * Reads the agent's settings from flags, then the environment, then defaults; every problem is
  * reported at once, each naming its flag and variable.
@@ -149,8 +185,7 @@ export function loadAgentSettings(env: NodeJS.ProcessEnv, flags: AgentFlags = {}
   const controlPlane = hostPort('controlPlane');
   const metricsAddress = hostPort('metrics', DEFAULT_METRICS_ADDRESS);
   const servingAddress = hostPort('serve', DEFAULT_SERVING_ADDRESS);
-  const enrollmentToken = value('enrollmentToken') ?? '';
-  if (enrollmentToken === '') problems.push(`${name('enrollmentToken')} is required`);
+  const enrollmentToken = readEnrollmentToken(env, flags, value, problems);
   const [caFile, certFile, keyFile] = [value('tlsCa'), value('tlsCert'), value('tlsKey')];
   if ((certFile === undefined) !== (keyFile === undefined)) {
     problems.push(`${name('tlsCert')} and ${name('tlsKey')} go together: give both or neither`);

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import {
   AGENT_SETTINGS,
   loadAgentSettings,
@@ -18,6 +18,8 @@ export function registerAgent(program: Command): void {
   for (const s of AGENT_SETTINGS) {
     command.option(`--${s.flag} <${s.value}>`, `${s.description} [${s.env}]`);
   }
+  // Parsed only to refuse it with the way out (agent/settings.ts), never listed.
+  command.addOption(new Option('--enrollment-token <token>').hideHelp());
   command.addHelpText('after', `\n${EXIT_CODES_HELP}`);
   command.action(
     withExitCodes(async (flags: AgentFlags) => {

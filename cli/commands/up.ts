@@ -39,7 +39,7 @@ export function registerUp(program: Command): void {
           `  export EDGEFORGE_NATS_URL=${e.natsUrl} EDGEFORGE_TEMPORAL_ADDRESS=${e.temporalAddress}`,
           `  export EDGEFORGE_CONTROL_PLANE=${e.controlPlaneAddress}`,
           'Enroll this machine as a device with:',
-          `  edgeforge agent --control-plane ${e.controlPlaneAddress} --enrollment-token "$(cat ${e.enrollmentTokenFile})"`,
+          `  edgeforge agent --control-plane ${e.controlPlaneAddress} --enrollment-token-file ${e.enrollmentTokenFile}`,
           '',
         ].join('\n'),
       );

@@ -33,7 +33,10 @@ const COMMANDS: [string[], RegExp[]][] = [
     [/--class <hardwareClass>/, /--json/],
   ],
   [['fleet', 'show'], [/<deviceId>/]],
-  [['agent'], [/--control-plane <host:port>/, /--enrollment-token <token>/, /--profile <file>/]],
+  [
+    ['agent'],
+    [/--control-plane <host:port>/, /--enrollment-token-file <file>/, /--profile <file>/],
+  ],
 ];
 
 describe.concurrent('edgeforge --help', () => {
