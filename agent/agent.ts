@@ -98,6 +98,8 @@ export interface AgentStatus {
   heartbeatsFailed: number;
   enrollments: number;
   lastError?: LastError;
+  /** The control plane refuses this device because an operator revoked it. */
+  revoked: boolean;
   /** What the device does with models; absent until it has an identity. */
   models?: ModelServiceStatus;
 }
@@ -162,6 +164,7 @@ export class EdgeAgent {
       deviceId: this.deviceId,
       hardwareClass: this.hardwareClass,
       ...stats,
+      revoked: this.#loop?.revoked ?? false,
       models: this.#models?.status,
     };
   }
@@ -300,8 +303,10 @@ function stoppedBeforeStart(): EdgeforgeError {
 
 function explainEnrollFailure(err: unknown): unknown {
   if (!(err instanceof FleetCallError)) return err;
-  const fix = ENROLLMENT_REFUSED.has(err.code)
-    ? 'check the enrollment token the operator gave this device'
-    : 'the control plane rejected the request; its logs say why';
+  const fix = err.revoked
+    ? 'an operator revoked this device; it can enrol again once they delete it (edgeforge fleet delete)'
+    : ENROLLMENT_REFUSED.has(err.code)
+      ? 'check the enrollment token the operator gave this device'
+      : 'the control plane rejected the request; its logs say why';
   return new EdgeforgeError(`enrollment failed: ${err.message}; ${fix}`, { cause: err });
 }

@@ -68,6 +68,8 @@ export function adminClient(target: AdminTarget) {
     getRollout: call(AdminServiceService.getRollout),
     listRollouts: call(AdminServiceService.listRollouts),
     cancelRollout: call(AdminServiceService.cancelRollout),
+    revokeDevice: call(AdminServiceService.revokeDevice),
+    deleteDevice: call(AdminServiceService.deleteDevice),
     close: () => client.close(),
   };
 }

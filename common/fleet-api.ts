@@ -15,6 +15,12 @@ export function bearer(credential: string): string {
   return `Bearer ${credential}`;
 }
 
+/**
+ * In the details of the PERMISSION_DENIED the control plane answers a revoked device with (every
+ * FleetService call, and Enroll under its name): agents stop re-enrolling on seeing it.
+ */
+export const REVOKED_PHRASE = 'was revoked by an operator';
+
 /** Largest request the control plane accepts. Profiles and reports are a few KiB. */
 export const MAX_REQUEST_BYTES = 256 * 1024;
 /** Largest response: a page of 1000 devices with their profiles. */

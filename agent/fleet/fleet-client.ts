@@ -15,6 +15,7 @@ import {
   bearer,
   MAX_REQUEST_BYTES,
   MAX_RESPONSE_BYTES,
+  REVOKED_PHRASE,
 } from '../../common/fleet-api.js';
 import {
   FleetServiceClient,
@@ -88,6 +89,14 @@ export class FleetCallError extends EdgeforgeError {
   /** Worth retrying unchanged after a pause (the control plane restarting, a network blip). */
   get transient(): boolean {
     return TRANSIENT_CODES.has(this.code);
+  }
+
+  /**
+   * An operator revoked this device: no new credential or enrollment helps, only the operator
+   * (deleting the device lets it enrol again).
+   */
+  get revoked(): boolean {
+    return this.code === status.PERMISSION_DENIED && this.message.includes(REVOKED_PHRASE);
   }
 }
 

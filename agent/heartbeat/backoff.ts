@@ -32,6 +32,11 @@ export class Backoff {
     this.#random = options.random ?? Math.random;
   }
 
+  /** The longest wait there is. */
+  get capMs(): number {
+    return this.#capMs;
+  }
+
   /** Consecutive failures so far. */
   get failures(): number {
     return this.#failures;

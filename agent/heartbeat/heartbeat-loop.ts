@@ -23,14 +23,18 @@ export interface HeartbeatLoopOptions {
 
 /**
  * Heartbeats until stopped. Success: the next beat after the control plane's interval ±10%.
- * UNAUTHENTICATED: enroll again (same device name, so the same device id), then beat. Anything
- * else: log and back off; transient failures (the control plane restarting, the network) keep
- * the credential, which still works once the control plane is back.
+ * UNAUTHENTICATED: enroll again (same device name, so the same device id), then beat. Revoked by
+ * an operator (PERMISSION_DENIED saying so): one error, then a heartbeat at the backoff's cap,
+ * never an enrollment, until the operator lifts it (or deletes the device: the next beat is then
+ * UNAUTHENTICATED and it enrolls as new). Anything else: log and back off; transient failures
+ * (the control plane restarting, the network) keep the credential, which still works once the
+ * control plane is back.
  */
 export class HeartbeatLoop {
   readonly #options: HeartbeatLoopOptions;
   readonly #abort = new AbortController();
   #running: Promise<void> | undefined;
+  #revoked = false;
 
   constructor(options: HeartbeatLoopOptions) {
     this.#options = options;
@@ -45,6 +49,11 @@ export class HeartbeatLoop {
   async stop(): Promise<void> {
     this.#abort.abort();
     await this.#running;
+  }
+
+  /** Whether the last call was refused because an operator revoked this device. */
+  get revoked(): boolean {
+    return this.#revoked;
   }
 
   async #run(): Promise<void> {
@@ -65,11 +74,31 @@ export class HeartbeatLoop {
         const { nextHeartbeatSeconds } = await session.heartbeat(sent, signal);
         this.#options.accepted?.(sent);
         backoff.reset();
+        if (this.#revoked) {
+          this.#revoked = false;
+          session.logger.info('the control plane accepts this device again (no longer revoked)');
+        }
         const intervalMs =
           this.#options.intervalMs ?? (nextHeartbeatSeconds || DEFAULT_HEARTBEAT_SECONDS) * 1000;
         delayMs = jitter(intervalMs, INTERVAL_JITTER);
       } catch (err) {
         if (signal.aborted) return;
+        if (err instanceof FleetCallError && err.revoked) {
+          // Enrolling again is refused too: ask at the slowest pace, and say so once.
+          delayMs = jitter(backoff.capMs, INTERVAL_JITTER);
+          backoff.next();
+          if (!this.#revoked) {
+            session.logger.error(
+              { error: err.message, code: status[err.code], retryEveryMs: backoff.capMs },
+              `${err.method} refused: an operator revoked this device; it will not enrol again ` +
+                'by itself (an operator must delete it first) and heartbeats at the slowest pace ' +
+                'meanwhile',
+            );
+          }
+          this.#revoked = true;
+          reenroll = false;
+          continue;
+        }
         delayMs = backoff.next();
         reenroll = this.#onFailure(err, reenroll, delayMs);
       }

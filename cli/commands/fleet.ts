@@ -21,7 +21,9 @@ function table(rows: string[][]): string {
 }
 
 export function registerFleet(program: Command): void {
-  const fleet = program.command('fleet').description('look at the devices enrolled in the fleet');
+  const fleet = program
+    .command('fleet')
+    .description('look at the devices enrolled in the fleet; revoke or delete one');
 
   fleet
     .command('ls')
@@ -52,6 +54,7 @@ export function registerFleet(program: Command): void {
             d.deviceName,
             d.hardwareClass,
             state(d.state),
+            // A revoked device shows "revoked" here, whatever its last heartbeat.
             connectivity(d.connectivity),
             d.activeModel ? `${d.activeModel.modelId}/${d.activeModel.variant}` : '-',
             d.lastSeenAt?.toISOString() ?? '-',
@@ -73,7 +76,53 @@ export function registerFleet(program: Command): void {
         await withAdmin(async (admin) => {
           const { device } = await admin.getDevice({ deviceId });
           process.stdout.write(`${JSON.stringify(device, null, 2)}\n`);
+          if (device?.revokedAt) process.stderr.write(`${revokedLine(device)}\n`);
         });
       }),
     );
+
+  fleet
+    .command('revoke <deviceId>')
+    .description(
+      'cut a device off: its credential stops working at once and its name cannot enrol again until it is deleted (idempotent)',
+    )
+    .option('--reason <text>', 'why; shown to the device in its refusals and in `fleet show`', '')
+    .addHelpText('after', `\n${EXIT_CODES_HELP}`)
+    .action(
+      withExitCodes(async (deviceId: string, options: { reason: string }) => {
+        await withAdmin(async (admin) => {
+          const { device, revoked } = await admin.revokeDevice({
+            deviceId,
+            reason: options.reason,
+          });
+          process.stdout.write(
+            device
+              ? `${revoked ? '' : 'already '}${revokedLine(device)}\n`
+              : `revoked ${deviceId}\n`,
+          );
+        });
+      }),
+    );
+
+  fleet
+    .command('delete <deviceId>')
+    .description(
+      "remove a device's record: its next call fails as an unknown device, and its name may enrol again as a new device",
+    )
+    .addHelpText('after', `\n${EXIT_CODES_HELP}`)
+    .action(
+      withExitCodes(async (deviceId: string) => {
+        await withAdmin(async (admin) => {
+          await admin.deleteDevice({ deviceId });
+          process.stdout.write(`deleted ${deviceId}\n`);
+        });
+      }),
+    );
+}
+
+function revokedLine(device: Device): string {
+  return (
+    `revoked ${device.deviceId} (${device.deviceName}) at ${device.revokedAt?.toISOString() ?? '-'}` +
+    (device.revokedReason ? `: ${device.revokedReason}` : '')
+  );
 }

@@ -18,7 +18,7 @@ import { CensusPublisher } from './rollouts/census-publisher.js';
 import { RolloutRecords } from './rollouts/rollout-records.js';
 import { RolloutSignals } from './rollouts/rollout-signals.js';
 import { RolloutTemporal, type TemporalSettings } from './rollouts/temporal-connection.js';
-import { connectivityThresholds } from './registry/device-record.js';
+import { connectivityThresholds, revokedCallRefusal } from './registry/device-record.js';
 
 export interface TlsFiles {
   certFile: string;
@@ -156,7 +156,17 @@ export async function startControlPlane(
   });
   metrics.trackFleet(registry, thresholds);
   await metrics.rollouts.watch(options.nats, log);
-  const ctx = { authority, adminToken: options.adminToken, metrics, log };
+  const ctx = {
+    authority,
+    adminToken: options.adminToken,
+    metrics,
+    log,
+    // A revoked device's still-valid credential opens nothing.
+    deviceRefusal: (deviceId: string) => {
+      const record = registry.get(deviceId);
+      return record && revokedCallRefusal(record);
+    },
+  };
   const temporal = new RolloutTemporal(options.temporal, log);
   const rolloutSignals = new RolloutSignals(temporal, log);
   const rolloutRecords = new RolloutRecords(options.nats, log);

@@ -32,7 +32,12 @@ function delta(counts: Record<number, number>, sumSeconds: number) {
 describe('control plane metrics', () => {
   it('count devices by class and connectivity, zeros included, in one pass per scrape', async () => {
     const metrics = createControlPlaneMetrics();
-    const records = [device('d-1', null), device('d-2', null)];
+    // A revoked device counts as revoked, never online, however fresh its last heartbeat.
+    const records = [
+      device('d-1', null),
+      device('d-2', null),
+      { ...device('d-3', null), revokedAt: new Date().toISOString() },
+    ];
     let passes = 0;
     const registry = {
       list: () => {
@@ -45,6 +50,7 @@ describe('control plane metrics', () => {
       `edgeforge_fleet_devices{hardware_class="${PI4}",connectivity="online"} 2`,
       `edgeforge_fleet_devices{hardware_class="${PI4}",connectivity="stale"} 0`,
       `edgeforge_fleet_devices{hardware_class="${PI4}",connectivity="offline"} 0`,
+      `edgeforge_fleet_devices{hardware_class="${PI4}",connectivity="revoked"} 1`,
     ]);
     expect(passes).toBe(1);
   });

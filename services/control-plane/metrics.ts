@@ -30,7 +30,7 @@ const STATUS_EVENTS = Object.keys(StatusEvent)
 
 /**
  * The control plane's Prometheus metrics. No per-device label anywhere: the fleet gauge is by
- * hardware class and connectivity, so its cardinality is classes × 3 whatever the fleet size;
+ * hardware class and connectivity, so its cardinality is classes × 4 whatever the fleet size;
  * docs/observability.md states the budget of every series.
  */
 export function createControlPlaneMetrics(
@@ -102,7 +102,10 @@ export function createControlPlaneMetrics(
       for (const device of devices.list()) {
         let counts = byClass.get(device.hardwareClass);
         if (!counts)
-          byClass.set(device.hardwareClass, (counts = { online: 0, stale: 0, offline: 0 }));
+          byClass.set(
+            device.hardwareClass,
+            (counts = { online: 0, stale: 0, offline: 0, revoked: 0 }),
+          );
         counts[connectivityOf(device, now, thresholds)] += 1;
         const model = device.activeModel;
         if (model) running.add(seriesKey(device.hardwareClass, model.modelId, model.variant));
@@ -116,7 +119,7 @@ export function createControlPlaneMetrics(
     });
     return new Gauge({
       name: 'edgeforge_fleet_devices',
-      help: 'Enrolled devices by hardware class and connectivity (online, stale, offline)',
+      help: 'Enrolled devices by hardware class and connectivity (online, stale, offline, revoked)',
       labelNames: ['hardware_class', 'connectivity'] as const,
       registers: [register],
       collect() {

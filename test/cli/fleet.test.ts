@@ -77,4 +77,47 @@ describe('edgeforge fleet', () => {
     expect(none.code).toBe(3);
     expect(none.stderr).toMatch(/no control plane to talk to/);
   });
+
+  it('revokes and deletes a device', async () => {
+    const cp = await startTestControlPlane();
+    const { deviceId } = await rawClients(cp.address).enroll({
+      enrollmentToken: ENROLLMENT_TOKEN,
+      deviceName: 'kiosk-3',
+      profile: profileToProto(fixtureProfile('intel-celeron-j1900')),
+      agentVersion: '0.1.0',
+    });
+    const env = { EDGEFORGE_CONTROL_PLANE: cp.address, EDGEFORGE_ADMIN_TOKEN: ADMIN_TOKEN };
+
+    const revoke = await runCli(['fleet', 'revoke', deviceId, '--reason', 'lost in transit'], env);
+    expect(revoke.code, revoke.stderr).toBe(0);
+    expect(revoke.stdout).toMatch(
+      new RegExp(`^revoked ${deviceId} \\(kiosk-3\\) at \\S+: lost in transit\n$`),
+    );
+    const again = await runCli(['fleet', 'revoke', deviceId], env);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/^already revoked .*: lost in transit/);
+
+    const ls = await runCli(['fleet', 'ls'], env);
+    expect(ls.stdout).toMatch(new RegExp(`${deviceId}\\s+kiosk-3\\s+\\S+\\s+idle\\s+revoked`));
+    const show = await runCli(['fleet', 'show', deviceId], env);
+    expect(JSON.parse(show.stdout)).toMatchObject({ revokedReason: 'lost in transit' });
+
+    const del = await runCli(['fleet', 'delete', deviceId], env);
+    expect(del.code, del.stderr).toBe(0);
+    expect(del.stdout).toBe(`deleted ${deviceId}\n`);
+    const gone = await runCli(['fleet', 'delete', deviceId], env);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toMatch(new RegExp(`NOT_FOUND: no device ${deviceId}`));
+    const unknown = await runCli(['fleet', 'revoke', 'd-missing'], env);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/NOT_FOUND: no device d-missing/);
+    const wrong = await runCli(['fleet', 'revoke', deviceId], {
+      ...env,
+      EDGEFORGE_ADMIN_TOKEN: 'nope-nope-nope-nope',
+    });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/UNAUTHENTICATED: the admin credential is wrong/);
+    const usage = await runCli(['fleet', 'revoke'], env);
+    expect(usage.code).toBe(2);
+  });
 });

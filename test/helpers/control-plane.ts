@@ -119,6 +119,8 @@ export function rawClients(
     getRollout: call(AdminServiceService.getRollout),
     listRollouts: call(AdminServiceService.listRollouts),
     cancelRollout: call(AdminServiceService.cancelRollout),
+    revokeDevice: call(AdminServiceService.revokeDevice),
+    deleteDevice: call(AdminServiceService.deleteDevice),
   };
 }
 

@@ -8,6 +8,7 @@ import { profileToProto } from '../../../common/fleet-api.js';
 import type { DeviceRegistry } from '../registry/device-registry.js';
 import {
   connectivityOf,
+  revoked,
   type ConnectivityThresholds,
   type DeviceRecord,
 } from '../registry/device-record.js';
@@ -20,7 +21,15 @@ const CONNECTIVITY: Record<string, Connectivity> = {
   online: Connectivity.CONNECTIVITY_ONLINE,
   stale: Connectivity.CONNECTIVITY_STALE,
   offline: Connectivity.CONNECTIVITY_OFFLINE,
+  revoked: Connectivity.CONNECTIVITY_REVOKED,
 };
+
+/** The longest reason RevokeDevice keeps: it goes into every refusal the device gets. */
+export const MAX_REVOKE_REASON = 500;
+
+function unknownDevice(deviceId: string): NotFoundError {
+  return new NotFoundError(`no device ${deviceId} in the registry`, { context: { deviceId } });
+}
 
 export function toDeviceMessage(
   record: DeviceRecord,
@@ -41,6 +50,8 @@ export function toDeviceMessage(
     lastSeenAt: new Date(record.lastSeenAt),
     activeModel: record.activeModel ?? undefined,
     agentVersion: record.agentVersion,
+    revokedAt: record.revokedAt ? new Date(record.revokedAt) : undefined,
+    revokedReason: record.revokedReason ?? '',
   };
 }
 
@@ -77,12 +88,45 @@ export function createAdminService(
     getDevice: unary(ctx, service, 'GetDevice', 'admin', (request) => {
       if (!request.deviceId) throw new InvalidArgumentError('device_id', 'is required');
       const record = registry.get(request.deviceId);
-      if (!record) {
-        throw new NotFoundError(`no device ${request.deviceId} in the registry`, {
-          context: { deviceId: request.deviceId },
-        });
-      }
+      if (!record) throw unknownDevice(request.deviceId);
       return { device: toDeviceMessage(record, Date.now(), thresholds) };
+    }),
+
+    revokeDevice: unary(ctx, service, 'RevokeDevice', 'admin', async (request, _caller, log) => {
+      const deviceId = request.deviceId;
+      if (!deviceId) throw new InvalidArgumentError('device_id', 'is required');
+      const reason = request.reason.trim();
+      if (Array.from(reason).length > MAX_REVOKE_REASON) {
+        throw new InvalidArgumentError('reason', `is longer than ${MAX_REVOKE_REASON} characters`);
+      }
+      // Checked here and inside the compare-and-swap (a delete may race in between).
+      if (!registry.get(deviceId)) throw unknownDevice(deviceId);
+      const now = new Date().toISOString();
+      let already = false;
+      const record = await registry.update(deviceId, (current) => {
+        if (!current) throw unknownDevice(deviceId);
+        already = current.revokedAt !== undefined;
+        return revoked(current, reason, now);
+      });
+      if (!already) {
+        log.info(
+          { deviceId, deviceName: record.deviceName, reason: record.revokedReason },
+          'device revoked',
+        );
+      }
+      return { device: toDeviceMessage(record, Date.now(), thresholds), revoked: !already };
+    }),
+
+    deleteDevice: unary(ctx, service, 'DeleteDevice', 'admin', async (request, _caller, log) => {
+      const deviceId = request.deviceId;
+      if (!deviceId) throw new InvalidArgumentError('device_id', 'is required');
+      const removed = await registry.delete(deviceId);
+      if (!removed) throw unknownDevice(deviceId);
+      log.info(
+        { deviceId, deviceName: removed.deviceName, wasRevoked: Boolean(removed.revokedAt) },
+        'device deleted',
+      );
+      return {};
     }),
 
     ...createRolloutAdmin(ctx, rollouts),

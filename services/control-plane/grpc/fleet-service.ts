@@ -8,10 +8,15 @@ import {
   StatusEvent,
   type FleetServiceServer,
 } from '../../../proto/gen/edgeforge/v1/fleet.pb.js';
-import { UnauthenticatedError, secretMatches } from '../auth/credentials.js';
+import { PermissionDeniedError, UnauthenticatedError, secretMatches } from '../auth/credentials.js';
 import type { DeviceRegistry } from '../registry/device-registry.js';
 import type { RolloutSignals } from '../rollouts/rollout-signals.js';
-import { nextServing, type DeviceRecord } from '../registry/device-record.js';
+import {
+  nextServing,
+  revokedCallRefusal,
+  revokedEnrollRefusal,
+  type DeviceRecord,
+} from '../registry/device-record.js';
 import { unary, type Caller, type UnaryContext } from './unary.js';
 import {
   validateEnroll,
@@ -44,7 +49,11 @@ function deviceOf(caller: Caller): string {
   return caller.claims.deviceId;
 }
 
-/** A credential whose device is gone from the registry (registry reset) must enroll again. */
+/**
+ * A credential whose device is gone from the registry (registry reset, or deleted by an operator)
+ * must enroll again; a revoked device's is refused outright. Checked inside each write's
+ * compare-and-swap, so a call racing a revocation cannot slip through.
+ */
 function requireRecord(deviceId: string, record: DeviceRecord | undefined): DeviceRecord {
   if (!record) {
     throw new UnauthenticatedError(
@@ -54,6 +63,8 @@ function requireRecord(deviceId: string, record: DeviceRecord | undefined): Devi
       },
     );
   }
+  const refusal = revokedCallRefusal(record);
+  if (refusal) throw new PermissionDeniedError(refusal, { context: { deviceId } });
   return record;
 }
 
@@ -97,6 +108,9 @@ export async function createFleetService(
       let known = false;
       await registry.update(deviceId, (current) => {
         known = current !== undefined;
+        // Its name does not buy a revoked device back in: only deleting it does.
+        const refusal = current && revokedEnrollRefusal(current);
+        if (refusal) throw new PermissionDeniedError(refusal, { context: { deviceId } });
         return {
           deviceId,
           deviceName: req.deviceName,

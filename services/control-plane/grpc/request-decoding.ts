@@ -135,6 +135,13 @@ export const REQUEST_FIELDS: Record<string, Record<number, FieldSpec>> = {
     1: { name: 'rollout_id' },
     2: { name: 'reason' },
   },
+  'edgeforge.v1.RevokeDeviceRequest': {
+    1: { name: 'device_id' },
+    2: { name: 'reason' },
+  },
+  'edgeforge.v1.DeleteDeviceRequest': {
+    1: { name: 'device_id' },
+  },
 };
 
 /** `/edgeforge.v1.FleetService/Enroll` → `edgeforge.v1.EnrollRequest` (buf lint keeps it so). */

@@ -23,6 +23,11 @@ export interface UnaryContext {
   adminToken: string;
   metrics: ControlPlaneMetrics;
   log: Logger;
+  /**
+   * Why a device with a valid credential is refused (PERMISSION_DENIED) before its call runs:
+   * revoked by an operator. Undefined to let it through.
+   */
+  deviceRefusal?: (deviceId: string) => string | undefined;
 }
 
 /**
@@ -113,7 +118,10 @@ function authenticate(ctx: UnaryContext, role: Role, metadata: Metadata): Caller
       'the admin credential cannot call FleetService; agents use device credentials',
     );
   }
-  return { role, claims: ctx.authority.verify(token) };
+  const claims = ctx.authority.verify(token);
+  const refusal = ctx.deviceRefusal?.(claims.deviceId);
+  if (refusal) throw new PermissionDeniedError(refusal, { context: { deviceId: claims.deviceId } });
+  return { role, claims };
 }
 
 function isDeviceCredential(ctx: UnaryContext, token: string): boolean {

@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { EDGE_LATENCY_BUCKETS } from '../../../common/latency-histogram.js';
-import { connectivityOf, connectivityThresholds, nextServing } from './device-record.js';
+import {
+  connectivityOf,
+  connectivityThresholds,
+  nextServing,
+  revoked,
+  revokedCallRefusal,
+  revokedEnrollRefusal,
+  type DeviceRecord,
+} from './device-record.js';
+import { REVOKED_PHRASE } from '../../../common/fleet-api.js';
 
 describe('connectivityOf', () => {
   const thresholds = connectivityThresholds(10_000);
@@ -16,6 +25,43 @@ describe('connectivityOf', () => {
   ])('a heartbeat %d s ago is %s', (secondsAgo, expected) => {
     const record = { lastSeenAt: at(secondsAgo) };
     expect(connectivityOf(record, now, thresholds)).toBe(expected);
+  });
+
+  it('is revoked for a revoked device, however fresh its last heartbeat', () => {
+    const record = { lastSeenAt: at(0), revokedAt: at(5) };
+    expect(connectivityOf(record, now, thresholds)).toBe('revoked');
+  });
+});
+
+describe('revocation', () => {
+  const record = {
+    deviceId: 'd-1',
+    deviceName: 'kiosk-3',
+    lastSeenAt: '2026-01-01T00:00:00.000Z',
+  } as DeviceRecord;
+
+  it('revokes once: a second revocation keeps the first time and reason', () => {
+    const first = revoked(record, 'stolen', '2026-01-01T00:01:00.000Z');
+    expect(first).toMatchObject({ revokedAt: '2026-01-01T00:01:00.000Z', revokedReason: 'stolen' });
+    expect(revoked(first, 'other', '2026-01-01T00:02:00.000Z')).toBe(first);
+    expect(record.revokedAt).toBeUndefined();
+  });
+
+  it('explains the refusals of a revoked device, and none for another', () => {
+    expect(revokedCallRefusal(record)).toBeUndefined();
+    expect(revokedEnrollRefusal(record)).toBeUndefined();
+    const r = revoked(record, 'stolen', '2026-01-01T00:01:00.000Z');
+    expect(revokedCallRefusal(r)).toBe(
+      'device d-1 was revoked by an operator at 2026-01-01T00:01:00.000Z: stolen; nothing this ' +
+        'device can do lifts it (an operator must delete the device, then it can enrol again)',
+    );
+    expect(revokedEnrollRefusal(revoked(record, '', r.revokedAt!))).toBe(
+      'device d-1 (kiosk-3) was revoked by an operator at 2026-01-01T00:01:00.000Z: ' +
+        '(no reason given); an operator must delete it before it can enrol again',
+    );
+    // What agents look for.
+    expect(revokedCallRefusal(r)).toContain(REVOKED_PHRASE);
+    expect(revokedEnrollRefusal(r)).toContain(REVOKED_PHRASE);
   });
 });
 

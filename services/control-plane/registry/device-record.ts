@@ -29,6 +29,52 @@ export interface DeviceRecord {
    * existed, and after a re-enrollment until the next heartbeat.
    */
   serving?: ServingHistogram | null;
+  /**
+   * When an operator revoked the device (RevokeDevice); absent while it is not. A revoked device's
+   * credential is refused on every call, and its name cannot enrol again until it is deleted.
+   */
+  revokedAt?: string;
+  /** The operator's reason, shown to the device in its refusals; may be empty. */
+  revokedReason?: string;
+}
+
+/**
+ * The record revoked at `now` with `reason`; unchanged when it is revoked already (the first
+ * revocation's time and reason are kept). Pure: the registry may apply it more than once.
+ */
+export function revoked(record: DeviceRecord, reason: string, now: string): DeviceRecord {
+  if (record.revokedAt) return record;
+  return { ...record, revokedAt: now, revokedReason: reason };
+}
+
+function revocation(record: Pick<DeviceRecord, 'revokedAt' | 'revokedReason'>): string {
+  return `was revoked by an operator at ${record.revokedAt}: ${record.revokedReason || '(no reason given)'}`;
+}
+
+/**
+ * Why a revoked device's FleetService call is refused (PERMISSION_DENIED); undefined when the
+ * device is not revoked. The phrase "was revoked by an operator" is what agents recognise
+ * (REVOKED_PHRASE in common/fleet-api.ts).
+ */
+export function revokedCallRefusal(
+  record: Pick<DeviceRecord, 'deviceId' | 'revokedAt' | 'revokedReason'>,
+): string | undefined {
+  if (!record.revokedAt) return undefined;
+  return (
+    `device ${record.deviceId} ${revocation(record)}; nothing this device can do lifts it ` +
+    '(an operator must delete the device, then it can enrol again)'
+  );
+}
+
+/** Why enrolling a revoked device's name again is refused; undefined when it is not revoked. */
+export function revokedEnrollRefusal(
+  record: Pick<DeviceRecord, 'deviceId' | 'deviceName' | 'revokedAt' | 'revokedReason'>,
+): string | undefined {
+  if (!record.revokedAt) return undefined;
+  return (
+    `device ${record.deviceId} (${record.deviceName}) ${revocation(record)}; ` +
+    'an operator must delete it before it can enrol again'
+  );
 }
 
 /** Cumulative latency histogram of one model on one device (see common/latency-histogram.ts). */
@@ -87,7 +133,8 @@ export function nextServing(
   };
 }
 
-export type Connectivity = 'online' | 'stale' | 'offline';
+/** `revoked` whatever the last heartbeat: a revoked device never counts as online. */
+export type Connectivity = 'online' | 'stale' | 'offline' | 'revoked';
 
 export interface ConnectivityThresholds {
   /** A device is stale after this long without a heartbeat... */
@@ -101,12 +148,13 @@ export function connectivityThresholds(heartbeatIntervalMs: number): Connectivit
   return { staleAfterMs: 3 * heartbeatIntervalMs, offlineAfterMs: 10 * heartbeatIntervalMs };
 }
 
-/** Online / stale / offline from the time since the device was last heard from. */
+/** Online / stale / offline from the time since the device was last heard from; or revoked. */
 export function connectivityOf(
-  record: Pick<DeviceRecord, 'lastSeenAt'>,
+  record: Pick<DeviceRecord, 'lastSeenAt' | 'revokedAt'>,
   now: number,
   thresholds: ConnectivityThresholds,
 ): Connectivity {
+  if (record.revokedAt) return 'revoked';
   const age = now - Date.parse(record.lastSeenAt);
   if (age <= thresholds.staleAfterMs) return 'online';
   if (age <= thresholds.offlineAfterMs) return 'stale';

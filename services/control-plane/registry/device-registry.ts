@@ -34,6 +34,8 @@ export class DeviceRegistry {
   private readonly cache = new Map<string, Cached>();
   /** Serializes writes to one key within this process; CAS handles other processes. */
   private readonly writeChains = new Map<string, Promise<unknown>>();
+  /** The last revision of each record this process deleted: the watch may still replay it. */
+  private readonly deleted = new Map<string, number>();
   private watcher: QueuedIterator<KvWatchEntry> | undefined;
   private watchLoop: Promise<void> | undefined;
 
@@ -62,7 +64,11 @@ export class DeviceRegistry {
       for await (const entry of watcher) {
         if (entry.operation === 'PUT') {
           // Our own writes are cached already: skip decoding them again.
-          if ((this.cache.get(entry.key)?.revision ?? 0) < entry.revision) {
+          const newest = Math.max(
+            this.cache.get(entry.key)?.revision ?? 0,
+            this.deleted.get(entry.key) ?? 0,
+          );
+          if (newest < entry.revision) {
             this.remember(entry.key, entry.json<DeviceRecord>(), entry.revision);
           }
         } else {
@@ -107,12 +113,49 @@ export class DeviceRegistry {
    * the result with compare-and-swap, re-reading and re-applying after a lost race. `change` may
    * run more than once, so it must be a pure function of its input.
    */
-  async update(
+  update(
     deviceId: string,
     change: (current: DeviceRecord | undefined) => DeviceRecord,
   ): Promise<DeviceRecord> {
+    return this.serialized(deviceId, () => this.compareAndSwap(deviceId, change));
+  }
+
+  /**
+   * Removes the device's record, compare-and-swap on its revision like `update` (a write that
+   * raced in is deleted with it). Returns the record removed; undefined when there was none.
+   */
+  delete(deviceId: string): Promise<DeviceRecord | undefined> {
+    return this.serialized(deviceId, async () => {
+      let known = this.cache.get(deviceId);
+      for (let attempt = 1; attempt <= MAX_CAS_ATTEMPTS; attempt++) {
+        if (!known) return undefined;
+        try {
+          await this.kv.delete(deviceId, { previousSeq: known.revision });
+          this.deleted.set(deviceId, known.revision);
+          if (this.cache.get(deviceId)?.revision === known.revision) this.cache.delete(deviceId);
+          return known.record;
+        } catch (err) {
+          if (!isRevisionConflict(err)) throw err;
+          this.events.onConflict?.();
+          await sleep(Math.random() * Math.min(100, 2 ** attempt));
+          const entry = await this.kv.get(deviceId);
+          known =
+            entry?.operation === 'PUT'
+              ? { record: entry.json<DeviceRecord>(), revision: entry.revision }
+              : undefined;
+        }
+      }
+      throw new RegistryConflictError(
+        `device ${deviceId}: ${MAX_CAS_ATTEMPTS} writers in a row won the race for its registry entry`,
+        { context: { deviceId } },
+      );
+    });
+  }
+
+  /** Serializes writes to one key within this process; CAS handles other processes. */
+  private async serialized<T>(deviceId: string, write: () => Promise<T>): Promise<T> {
     const previous = this.writeChains.get(deviceId) ?? Promise.resolve();
-    const next = previous.catch(() => {}).then(() => this.compareAndSwap(deviceId, change));
+    const next = previous.catch(() => {}).then(write);
     this.writeChains.set(deviceId, next);
     try {
       return await next;

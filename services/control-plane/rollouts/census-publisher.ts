@@ -69,7 +69,8 @@ export class CensusPublisher {
     if (leases.length === 0) return;
     const now = new Date();
     const records = [...this.#o.records()];
-    const isOnline = (d: { lastSeenAt: string }) =>
+    // A revoked device is never online (connectivityOf), so a rollout does not wait for it.
+    const isOnline = (d: { lastSeenAt: string; revokedAt?: string }) =>
       connectivityOf(d, now.getTime(), this.#o.thresholds) === 'online';
     for (const lease of leases) {
       const census = computeCensus(lease, records, isOnline, now);

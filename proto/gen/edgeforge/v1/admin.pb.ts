@@ -31,6 +31,8 @@ export enum Connectivity {
   CONNECTIVITY_ONLINE = 1,
   CONNECTIVITY_STALE = 2,
   CONNECTIVITY_OFFLINE = 3,
+  /** CONNECTIVITY_REVOKED - Revoked by an operator: refused whatever its last heartbeat. */
+  CONNECTIVITY_REVOKED = 4,
   UNRECOGNIZED = -1,
 }
 
@@ -48,6 +50,9 @@ export function connectivityFromJSON(object: any): Connectivity {
     case 3:
     case "CONNECTIVITY_OFFLINE":
       return Connectivity.CONNECTIVITY_OFFLINE;
+    case 4:
+    case "CONNECTIVITY_REVOKED":
+      return Connectivity.CONNECTIVITY_REVOKED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -65,6 +70,8 @@ export function connectivityToJSON(object: Connectivity): string {
       return "CONNECTIVITY_STALE";
     case Connectivity.CONNECTIVITY_OFFLINE:
       return "CONNECTIVITY_OFFLINE";
+    case Connectivity.CONNECTIVITY_REVOKED:
+      return "CONNECTIVITY_REVOKED";
     case Connectivity.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -85,6 +92,9 @@ export interface Device {
   lastSeenAt?: Date | undefined;
   activeModel?: ActiveModel | undefined;
   agentVersion: string;
+  /** Set when an operator revoked the device (RevokeDevice). */
+  revokedAt?: Date | undefined;
+  revokedReason: string;
 }
 
 export interface ListDevicesRequest {
@@ -175,6 +185,28 @@ export interface CancelRolloutResponse {
   cancelled: boolean;
 }
 
+export interface RevokeDeviceRequest {
+  deviceId: string;
+  /** Shown to the device in its refusals and in ListDevices; optional. */
+  reason: string;
+}
+
+export interface RevokeDeviceResponse {
+  /** The device as revoked. */
+  device?:
+    | Device
+    | undefined;
+  /** False when it was revoked already (the earlier revocation is kept). */
+  revoked: boolean;
+}
+
+export interface DeleteDeviceRequest {
+  deviceId: string;
+}
+
+export interface DeleteDeviceResponse {
+}
+
 function createBaseDevice(): Device {
   return {
     deviceId: "",
@@ -187,6 +219,8 @@ function createBaseDevice(): Device {
     lastSeenAt: undefined,
     activeModel: undefined,
     agentVersion: "",
+    revokedAt: undefined,
+    revokedReason: "",
   };
 }
 
@@ -221,6 +255,12 @@ export const Device: MessageFns<Device> = {
     }
     if (message.agentVersion !== "") {
       writer.uint32(82).string(message.agentVersion);
+    }
+    if (message.revokedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.revokedAt), writer.uint32(90).fork()).join();
+    }
+    if (message.revokedReason !== "") {
+      writer.uint32(98).string(message.revokedReason);
     }
     return writer;
   },
@@ -318,6 +358,22 @@ export const Device: MessageFns<Device> = {
             message.agentVersion = reader.string();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.revokedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.revokedReason = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -370,6 +426,16 @@ export const Device: MessageFns<Device> = {
         : isSet(object.agent_version)
         ? globalThis.String(object.agent_version)
         : "",
+      revokedAt: isSet(object.revokedAt)
+        ? fromJsonTimestamp(object.revokedAt)
+        : isSet(object.revoked_at)
+        ? fromJsonTimestamp(object.revoked_at)
+        : undefined,
+      revokedReason: isSet(object.revokedReason)
+        ? globalThis.String(object.revokedReason)
+        : isSet(object.revoked_reason)
+        ? globalThis.String(object.revoked_reason)
+        : "",
     };
   },
 
@@ -405,6 +471,12 @@ export const Device: MessageFns<Device> = {
     if (message.agentVersion !== "") {
       obj.agentVersion = message.agentVersion;
     }
+    if (message.revokedAt !== undefined) {
+      obj.revokedAt = message.revokedAt.toISOString();
+    }
+    if (message.revokedReason !== "") {
+      obj.revokedReason = message.revokedReason;
+    }
     return obj;
   },
 
@@ -427,6 +499,8 @@ export const Device: MessageFns<Device> = {
       ? ActiveModel.fromPartial(object.activeModel)
       : undefined;
     message.agentVersion = object.agentVersion ?? "";
+    message.revokedAt = object.revokedAt ?? undefined;
+    message.revokedReason = object.revokedReason ?? "";
     return message;
   },
 };
@@ -1721,6 +1795,307 @@ export const CancelRolloutResponse: MessageFns<CancelRolloutResponse> = {
   },
 };
 
+function createBaseRevokeDeviceRequest(): RevokeDeviceRequest {
+  return { deviceId: "", reason: "" };
+}
+
+export const RevokeDeviceRequest: MessageFns<RevokeDeviceRequest> = {
+  encode(message: RevokeDeviceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deviceId !== "") {
+      writer.uint32(10).string(message.deviceId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeDeviceRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeDeviceRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deviceId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevokeDeviceRequest {
+    return {
+      deviceId: isSet(object.deviceId)
+        ? globalThis.String(object.deviceId)
+        : isSet(object.device_id)
+        ? globalThis.String(object.device_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: RevokeDeviceRequest): unknown {
+    const obj: any = {};
+    if (message.deviceId !== "") {
+      obj.deviceId = message.deviceId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RevokeDeviceRequest>, I>>(base?: I): RevokeDeviceRequest {
+    return RevokeDeviceRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevokeDeviceRequest>, I>>(object: I): RevokeDeviceRequest {
+    const message = createBaseRevokeDeviceRequest();
+    message.deviceId = object.deviceId ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseRevokeDeviceResponse(): RevokeDeviceResponse {
+  return { device: undefined, revoked: false };
+}
+
+export const RevokeDeviceResponse: MessageFns<RevokeDeviceResponse> = {
+  encode(message: RevokeDeviceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.device !== undefined) {
+      Device.encode(message.device, writer.uint32(10).fork()).join();
+    }
+    if (message.revoked !== false) {
+      writer.uint32(16).bool(message.revoked);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeDeviceResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeDeviceResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.device = Device.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.revoked = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevokeDeviceResponse {
+    return {
+      device: isSet(object.device) ? Device.fromJSON(object.device) : undefined,
+      revoked: isSet(object.revoked) ? globalThis.Boolean(object.revoked) : false,
+    };
+  },
+
+  toJSON(message: RevokeDeviceResponse): unknown {
+    const obj: any = {};
+    if (message.device !== undefined) {
+      obj.device = Device.toJSON(message.device);
+    }
+    if (message.revoked !== false) {
+      obj.revoked = message.revoked;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RevokeDeviceResponse>, I>>(base?: I): RevokeDeviceResponse {
+    return RevokeDeviceResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevokeDeviceResponse>, I>>(object: I): RevokeDeviceResponse {
+    const message = createBaseRevokeDeviceResponse();
+    message.device = (object.device !== undefined && object.device !== null)
+      ? Device.fromPartial(object.device)
+      : undefined;
+    message.revoked = object.revoked ?? false;
+    return message;
+  },
+};
+
+function createBaseDeleteDeviceRequest(): DeleteDeviceRequest {
+  return { deviceId: "" };
+}
+
+export const DeleteDeviceRequest: MessageFns<DeleteDeviceRequest> = {
+  encode(message: DeleteDeviceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deviceId !== "") {
+      writer.uint32(10).string(message.deviceId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteDeviceRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteDeviceRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deviceId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteDeviceRequest {
+    return {
+      deviceId: isSet(object.deviceId)
+        ? globalThis.String(object.deviceId)
+        : isSet(object.device_id)
+        ? globalThis.String(object.device_id)
+        : "",
+    };
+  },
+
+  toJSON(message: DeleteDeviceRequest): unknown {
+    const obj: any = {};
+    if (message.deviceId !== "") {
+      obj.deviceId = message.deviceId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteDeviceRequest>, I>>(base?: I): DeleteDeviceRequest {
+    return DeleteDeviceRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteDeviceRequest>, I>>(object: I): DeleteDeviceRequest {
+    const message = createBaseDeleteDeviceRequest();
+    message.deviceId = object.deviceId ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteDeviceResponse(): DeleteDeviceResponse {
+  return {};
+}
+
+export const DeleteDeviceResponse: MessageFns<DeleteDeviceResponse> = {
+  encode(_: DeleteDeviceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteDeviceResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteDeviceResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): DeleteDeviceResponse {
+    return {};
+  },
+
+  toJSON(_: DeleteDeviceResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteDeviceResponse>, I>>(base?: I): DeleteDeviceResponse {
+    return DeleteDeviceResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteDeviceResponse>, I>>(_: I): DeleteDeviceResponse {
+    const message = createBaseDeleteDeviceResponse();
+    return message;
+  },
+};
+
 /**
  * AdminService is what operators and the edgeforge CLI call, with the admin credential in the
  * "authorization: Bearer <credential>" metadata.
@@ -1788,6 +2163,35 @@ export const AdminServiceService = {
       Buffer.from(CancelRolloutResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CancelRolloutResponse => CancelRolloutResponse.decode(value),
   },
+  /**
+   * Cuts the device off: its credential stops working on every FleetService call, and enrolling
+   * its name again is refused until the device is deleted. Idempotent (the first revocation's
+   * time and reason are kept). NOT_FOUND for an unknown device.
+   */
+  revokeDevice: {
+    path: "/edgeforge.v1.AdminService/RevokeDevice" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RevokeDeviceRequest): Buffer => Buffer.from(RevokeDeviceRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RevokeDeviceRequest => RevokeDeviceRequest.decode(value),
+    responseSerialize: (value: RevokeDeviceResponse): Buffer =>
+      Buffer.from(RevokeDeviceResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RevokeDeviceResponse => RevokeDeviceResponse.decode(value),
+  },
+  /**
+   * Removes the device's registry record; its name may enrol again, as a new device. NOT_FOUND
+   * for an unknown device.
+   */
+  deleteDevice: {
+    path: "/edgeforge.v1.AdminService/DeleteDevice" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteDeviceRequest): Buffer => Buffer.from(DeleteDeviceRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteDeviceRequest => DeleteDeviceRequest.decode(value),
+    responseSerialize: (value: DeleteDeviceResponse): Buffer =>
+      Buffer.from(DeleteDeviceResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteDeviceResponse => DeleteDeviceResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServiceServer extends UntypedServiceImplementation {
@@ -1801,6 +2205,17 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
   listRollouts: handleUnaryCall<ListRolloutsRequest, ListRolloutsResponse>;
   /** Stops the rollout; every device it changed goes back to its previous model. */
   cancelRollout: handleUnaryCall<CancelRolloutRequest, CancelRolloutResponse>;
+  /**
+   * Cuts the device off: its credential stops working on every FleetService call, and enrolling
+   * its name again is refused until the device is deleted. Idempotent (the first revocation's
+   * time and reason are kept). NOT_FOUND for an unknown device.
+   */
+  revokeDevice: handleUnaryCall<RevokeDeviceRequest, RevokeDeviceResponse>;
+  /**
+   * Removes the device's registry record; its name may enrol again, as a new device. NOT_FOUND
+   * for an unknown device.
+   */
+  deleteDevice: handleUnaryCall<DeleteDeviceRequest, DeleteDeviceResponse>;
 }
 
 export interface AdminServiceClient extends Client {
@@ -1897,6 +2312,45 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CancelRolloutResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Cuts the device off: its credential stops working on every FleetService call, and enrolling
+   * its name again is refused until the device is deleted. Idempotent (the first revocation's
+   * time and reason are kept). NOT_FOUND for an unknown device.
+   */
+  revokeDevice(
+    request: RevokeDeviceRequest,
+    callback: (error: ServiceError | null, response: RevokeDeviceResponse) => void,
+  ): ClientUnaryCall;
+  revokeDevice(
+    request: RevokeDeviceRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RevokeDeviceResponse) => void,
+  ): ClientUnaryCall;
+  revokeDevice(
+    request: RevokeDeviceRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RevokeDeviceResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Removes the device's registry record; its name may enrol again, as a new device. NOT_FOUND
+   * for an unknown device.
+   */
+  deleteDevice(
+    request: DeleteDeviceRequest,
+    callback: (error: ServiceError | null, response: DeleteDeviceResponse) => void,
+  ): ClientUnaryCall;
+  deleteDevice(
+    request: DeleteDeviceRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteDeviceResponse) => void,
+  ): ClientUnaryCall;
+  deleteDevice(
+    request: DeleteDeviceRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteDeviceResponse) => void,
   ): ClientUnaryCall;
 }
 
