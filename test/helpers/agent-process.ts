@@ -36,7 +36,6 @@ export async function startAgentProcess(
   );
   const flags = {
     'control-plane': controlPlane,
-    'enrollment-token': ENROLLMENT_TOKEN,
     'data-dir': dataDir,
     'device-name': `${device.cpuinfo}-${basename(dir)}`,
     profile,
@@ -53,7 +52,12 @@ export async function startAgentProcess(
       ...Object.entries(flags).flatMap(([flag, value]) => [`--${flag}`, value]),
     ],
     cwd: REPO_ROOT,
-    env: { ...process.env, EDGEFORGE_LOG_LEVEL: process.env.EDGEFORGE_LOG_LEVEL ?? 'warn' },
+    // The token in the environment, as on a device: never on the command line.
+    env: {
+      ...process.env,
+      EDGEFORGE_ENROLLMENT_TOKEN: ENROLLMENT_TOKEN,
+      EDGEFORGE_LOG_LEVEL: process.env.EDGEFORGE_LOG_LEVEL ?? 'warn',
+    },
     logFile: join(dir, 'agent.log'),
   });
   onTestFinished(() => agent.stop());
