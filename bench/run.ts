@@ -8,6 +8,7 @@ import { runFanoutBenchmark } from './fanout.js';
 import { runFleetBenchmark } from './fleet.js';
 import { runPlannerBenchmark } from './planner.js';
 import { runRepeatabilityBenchmark } from './repeatability.js';
+import { runRolloutScaleBenchmark } from './rollout-scale.js';
 
 const BENCHMARKS: Record<string, (args: string[]) => Promise<void>> = {
   fleet: runFleetBenchmark,
@@ -15,6 +16,7 @@ const BENCHMARKS: Record<string, (args: string[]) => Promise<void>> = {
   compression: runCompressionBenchmark,
   planner: runPlannerBenchmark,
   repeatability: runRepeatabilityBenchmark,
+  'rollout-scale': runRolloutScaleBenchmark,
 };
 
 const [name, ...args] = process.argv.slice(2);

@@ -103,6 +103,8 @@ export class DesiredStateWatcher {
     this.#o.logger.info({ key: this.key, track }, 'watching the desired state');
     const stop = () => watch.stop();
     this.#stopWatch = stop;
+    // The class may have changed while the watch was being created: rewatch() found none to stop.
+    if (track !== this.trackKey) stop();
     // The signal may have aborted while the watch was being created: its event is gone then.
     if (signal.aborted) stop();
     signal.addEventListener('abort', stop, { once: true });
