@@ -170,6 +170,7 @@ export class ModelService {
         link,
         deviceId: identity.deviceId,
         hardwareClass: () => (o.session.identity ?? identity).hardwareClass,
+        onHealth: (problem) => activity.setProblem('desired-state', problem),
         backoff: o.backoff,
         logger: o.logger,
       });

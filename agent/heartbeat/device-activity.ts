@@ -8,7 +8,7 @@ import type { InferenceLatency } from '../serving/inference-latency.js';
 import type { ModelSlot } from '../serving/model-slot.js';
 
 /** What can degrade a device: its models (cleared by an activation) or its endpoint. */
-export type DegradedBy = 'models' | 'endpoint';
+export type DegradedBy = 'models' | 'endpoint' | 'desired-state';
 
 /**
  * What the device is doing, for heartbeats: a model-lifecycle step while one runs (DOWNLOADING,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { resolve } from './desired-state-watcher.js';
+import { resolve, WATCH_FAILURES_BEFORE_DEGRADED, WatchHealth } from './desired-state-watcher.js';
 
 const own = 'device.d1';
 const track = 'track.cls.07';
@@ -43,5 +43,22 @@ describe('resolving a device entry against its track', () => {
       operation: 'DEL',
     });
     expect(resolve(new Map(), own, track)).toBeUndefined();
+  });
+});
+
+describe('whether the watch works', () => {
+  it('says so after failures in a row, and clears it when a watch starts again', () => {
+    const said: (string | undefined)[] = [];
+    const health = new WatchHealth((p) => said.push(p));
+    health.failed('nats down');
+    health.watching();
+    expect(said).toEqual([]); // one failure is a blip: nothing said
+    for (let i = 0; i < WATCH_FAILURES_BEFORE_DEGRADED; i++) health.failed('permissions violation');
+    expect(said).toEqual([
+      `cannot watch its desired state (${WATCH_FAILURES_BEFORE_DEGRADED} attempts in a row): permissions violation`,
+    ]);
+    health.watching();
+    expect(said.at(-1)).toBeUndefined();
+    expect(said).toHaveLength(2);
   });
 });

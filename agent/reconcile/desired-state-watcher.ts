@@ -23,6 +23,11 @@ export interface DesiredStateEntry {
 
 export interface DesiredStateWatcherOptions {
   link: NatsLink;
+  /**
+   * Told when the watch keeps failing (a problem, in words) and when it works again (undefined):
+   * a device that cannot receive models must not look healthy (it would be drawn as a canary).
+   */
+  onHealth?: (problem: string | undefined) => void;
   deviceId: string;
   /** The device's hardware class (its identity's): which track it follows. */
   hardwareClass: () => string;
@@ -71,12 +76,17 @@ export class DesiredStateWatcher {
   /** Hands every entry to `onEntry` until the signal aborts. */
   async run(onEntry: (entry: DesiredStateEntry) => void, signal: AbortSignal): Promise<void> {
     const backoff = new Backoff(this.#o.backoff);
+    const health = new WatchHealth(this.#o.onHealth ?? (() => {}));
     while (!signal.aborted) {
       let problem = 'the watch ended';
       try {
-        await this.#watchOnce(onEntry, signal, () => backoff.reset());
+        await this.#watchOnce(onEntry, signal, () => {
+          backoff.reset();
+          health.watching();
+        });
       } catch (err) {
         problem = (err as Error).message;
+        if (!signal.aborted) health.failed(problem);
       }
       if (signal.aborted) return;
       // Also after a watch that ended (a reconnect): a short, jittered pause, so a watch that
@@ -126,6 +136,36 @@ export class DesiredStateWatcher {
       signal.removeEventListener('abort', stop);
       forget();
     }
+  }
+}
+
+/** Failed watch attempts in a row before the device says it cannot receive models. */
+export const WATCH_FAILURES_BEFORE_DEGRADED = 3;
+
+/**
+ * Whether the watch works, from its attempts: a problem after WATCH_FAILURES_BEFORE_DEGRADED
+ * failures in a row (one failure is a blip: NATS restarting), cleared when a watch starts.
+ */
+export class WatchHealth {
+  readonly #report: (problem: string | undefined) => void;
+  #failures = 0;
+
+  constructor(report: (problem: string | undefined) => void) {
+    this.#report = report;
+  }
+
+  failed(problem: string): void {
+    this.#failures += 1;
+    if (this.#failures >= WATCH_FAILURES_BEFORE_DEGRADED) {
+      this.#report(
+        `cannot watch its desired state (${this.#failures} attempts in a row): ${problem}`,
+      );
+    }
+  }
+
+  watching(): void {
+    if (this.#failures >= WATCH_FAILURES_BEFORE_DEGRADED) this.#report(undefined);
+    this.#failures = 0;
   }
 }
 
