@@ -21,7 +21,7 @@ import {
   tensor,
   tensorAttribute,
   valueInfo,
-} from '../test-support/onnx-builder.js';
+} from '../../test/helpers/onnx-builder.js';
 import { findExternalData, MAX_MESSAGE_DEPTH, OnnxFormatError } from './onnx-external-data.js';
 
 const SHADOW = { location: '/etc/shadow', offset: 0, length: 8 };

@@ -1,7 +1,5 @@
-import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { addInitializer, ifSubgraph } from '../../agent/test-support/onnx-builder.js';
+import { addInitializer, ifSubgraph } from '../helpers/onnx-builder.js';
 import { eventually, startTestAgent } from '../helpers/agents.js';
 import { resetFleetState, startTestControlPlane } from '../helpers/control-plane.js';
 import {
@@ -11,6 +9,7 @@ import {
   servedModel,
   topClass,
   TestOrchestrator,
+  modelStore,
 } from '../helpers/distribution.js';
 import { testManifest } from '../helpers/manifests.js';
 import { npzBytes } from '../helpers/npz.js';
@@ -55,8 +54,8 @@ describe('on-device model checks before ONNX Runtime sees a file', () => {
     });
     await orchestrator.run(deviceId, 'r-good', good);
     await eventually(() => expect(lastStatus()?.event).toBe('STATUS_EVENT_ACTIVATED'));
-    const modelsBefore = (await readdir(join(agent.options.dataDir, 'models'))).sort();
-    const stateBefore = await readFile(join(agent.options.dataDir, 'model-state.json'), 'utf8');
+    const before = await modelStore(agent);
+    expect(before.downloads).toEqual([]);
 
     // 131072 features x 10 classes of float32: a real 5 MiB classifier, over the 4 MiB cap.
     const big = hotFeatureClassifier({ sampleShape: [1, 256, 512] });
@@ -124,11 +123,7 @@ describe('on-device model checks before ONNX Runtime sees a file', () => {
       });
     }
     // Nothing the refused models brought stayed on the device.
-    expect((await readdir(join(agent.options.dataDir, 'models'))).sort()).toEqual(modelsBefore);
-    expect(await readdir(join(agent.options.dataDir, 'downloads'))).toEqual([]);
-    expect(await readFile(join(agent.options.dataDir, 'model-state.json'), 'utf8')).toBe(
-      stateBefore,
-    );
+    expect(await modelStore(agent)).toEqual(before);
 
     // A holdout bundle that is a zip bomb: the benchmark fails with the reason...
     const bombed = await orchestrator.publish({
@@ -163,9 +158,7 @@ describe('on-device model checks before ONNX Runtime sees a file', () => {
 
     const { body } = await infer(agent, hotSample(4));
     expect([body.version, topClass(body)]).toEqual([2, 4]);
-    expect(await readFile(join(agent.options.dataDir, 'model-state.json'), 'utf8')).toBe(
-      stateBefore,
-    );
+    expect((await modelStore(agent)).state).toBe(before.state);
     await eventually(() => expect(agent.status.models?.state).toBe('DEVICE_STATE_SERVING'));
   });
 });

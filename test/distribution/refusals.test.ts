@@ -1,5 +1,3 @@
-import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import {
   generateManifestKeyPair,
@@ -14,6 +12,7 @@ import {
   servedModel,
   topClass,
   TestOrchestrator,
+  modelStore,
 } from '../helpers/distribution.js';
 import { testManifest, type TestManifestParts } from '../helpers/manifests.js';
 import { npzBytes } from '../helpers/npz.js';
@@ -44,8 +43,8 @@ describe('an agent never runs a model it cannot trust', () => {
     });
     await orchestrator.run(deviceId, 'r-good', good);
     await eventually(() => expect(lastStatus()?.event).toBe('STATUS_EVENT_ACTIVATED'));
-    const modelsBefore = (await readdir(join(agent.options.dataDir, 'models'))).sort();
-    const stateBefore = await readFile(join(agent.options.dataDir, 'model-state.json'), 'utf8');
+    const before = await modelStore(agent);
+    expect(before.downloads).toEqual([]);
 
     /** A manifest for a new, fine model (version 3) unless `parts` says otherwise. */
     const candidate = (variant: string, parts: Partial<TestManifestParts> = {}) => {
@@ -179,11 +178,7 @@ describe('an agent never runs a model it cannot trust', () => {
     );
 
     // Nothing changed on the device: same files, same state, same model answering.
-    expect((await readdir(join(agent.options.dataDir, 'models'))).sort()).toEqual(modelsBefore);
-    expect(await readdir(join(agent.options.dataDir, 'downloads'))).toEqual([]);
-    expect(await readFile(join(agent.options.dataDir, 'model-state.json'), 'utf8')).toBe(
-      stateBefore,
-    );
+    expect(await modelStore(agent)).toEqual(before);
     const { body } = await infer(agent, hotSample(4));
     expect([body.version, topClass(body)]).toEqual([2, 4]);
     expect(agent.status.models?.state).toBe('DEVICE_STATE_SERVING');

@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Kvm, type KV } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { BenchmarkSettings, DesiredState } from '../../common/desired-state.js';
@@ -174,4 +175,19 @@ export async function recordedBenchmark(
   const kv = await new Kvm(nats).open(KV_BUCKETS.benchmarks);
   const entry = await kv.get(`${rolloutId}.${variant}.${deviceId}`);
   return entry?.operation === 'PUT' ? entry.json<Record<string, unknown>>() : undefined;
+}
+
+/**
+ * What an agent keeps of its models on disk: verified files, transfers in progress and its model
+ * state. A refusal must leave all three as they were.
+ */
+export async function modelStore(
+  agent: Pick<EdgeAgent, 'options'>,
+): Promise<{ models: string[]; downloads: string[]; state: string }> {
+  const dir = agent.options.dataDir;
+  return {
+    models: (await readdir(join(dir, 'models'))).sort(),
+    downloads: (await readdir(join(dir, 'downloads'))).sort(),
+    state: await readFile(join(dir, 'model-state.json'), 'utf8'),
+  };
 }

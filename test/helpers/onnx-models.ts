@@ -5,27 +5,7 @@
  * ModelProto fields ONNX Runtime needs are written; field numbers are those of onnx.proto.
  */
 import type { NpzArrays } from './npz.js';
-
-// --- protobuf wire format -------------------------------------------------------------------
-
-function varint(value: number): Buffer {
-  const bytes: number[] = [];
-  let v = BigInt(value);
-  do {
-    let byte = Number(v & 0x7fn);
-    v >>= 7n;
-    if (v > 0n) byte |= 0x80;
-    bytes.push(byte);
-  } while (v > 0n);
-  return Buffer.from(bytes);
-}
-
-const key = (field: number, wireType: number) => varint((field << 3) | wireType);
-const int = (field: number, value: number) => Buffer.concat([key(field, 0), varint(value)]);
-const bytesField = (field: number, value: Buffer) =>
-  Buffer.concat([key(field, 2), varint(value.length), value]);
-const str = (field: number, value: string) => bytesField(field, Buffer.from(value));
-const msg = (field: number, ...parts: Buffer[]) => bytesField(field, Buffer.concat(parts));
+import { bytesField, int, msg, str } from './protobuf-wire.js';
 
 // --- onnx.proto messages ----------------------------------------------------------------------
 

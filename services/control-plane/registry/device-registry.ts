@@ -125,31 +125,15 @@ export class DeviceRegistry {
    * raced in is deleted with it). Returns the record removed; undefined when there was none.
    */
   delete(deviceId: string): Promise<DeviceRecord | undefined> {
-    return this.serialized(deviceId, async () => {
-      let known = this.cache.get(deviceId);
-      for (let attempt = 1; attempt <= MAX_CAS_ATTEMPTS; attempt++) {
+    return this.serialized(deviceId, () =>
+      this.retryOnConflict(deviceId, async (known) => {
         if (!known) return undefined;
-        try {
-          await this.kv.delete(deviceId, { previousSeq: known.revision });
-          this.deleted.set(deviceId, known.revision);
-          if (this.cache.get(deviceId)?.revision === known.revision) this.cache.delete(deviceId);
-          return known.record;
-        } catch (err) {
-          if (!isRevisionConflict(err)) throw err;
-          this.events.onConflict?.();
-          await sleep(Math.random() * Math.min(100, 2 ** attempt));
-          const entry = await this.kv.get(deviceId);
-          known =
-            entry?.operation === 'PUT'
-              ? { record: entry.json<DeviceRecord>(), revision: entry.revision }
-              : undefined;
-        }
-      }
-      throw new RegistryConflictError(
-        `device ${deviceId}: ${MAX_CAS_ATTEMPTS} writers in a row won the race for its registry entry`,
-        { context: { deviceId } },
-      );
-    });
+        await this.kv.delete(deviceId, { previousSeq: known.revision });
+        this.deleted.set(deviceId, known.revision);
+        if (this.cache.get(deviceId)?.revision === known.revision) this.cache.delete(deviceId);
+        return known.record;
+      }),
+    );
   }
 
   /** Serializes writes to one key within this process; CAS handles other processes. */
@@ -164,20 +148,33 @@ export class DeviceRegistry {
     }
   }
 
-  private async compareAndSwap(
+  private compareAndSwap(
     deviceId: string,
     change: (current: DeviceRecord | undefined) => DeviceRecord,
   ): Promise<DeviceRecord> {
-    let known = this.cache.get(deviceId);
-    for (let attempt = 1; attempt <= MAX_CAS_ATTEMPTS; attempt++) {
+    return this.retryOnConflict(deviceId, async (known) => {
       const record = change(known?.record);
       const data = JSON.stringify(record);
+      const revision = known
+        ? await this.kv.update(deviceId, data, known.revision)
+        : await this.kv.create(deviceId, data);
+      this.remember(deviceId, record, revision);
+      return record;
+    });
+  }
+
+  /**
+   * Runs `write` against the entry as known (cached first), and again against a fresh read
+   * after each lost compare-and-swap, up to MAX_CAS_ATTEMPTS.
+   */
+  private async retryOnConflict<T>(
+    deviceId: string,
+    write: (known: Cached | undefined) => Promise<T>,
+  ): Promise<T> {
+    let known = this.cache.get(deviceId);
+    for (let attempt = 1; attempt <= MAX_CAS_ATTEMPTS; attempt++) {
       try {
-        const revision = known
-          ? await this.kv.update(deviceId, data, known.revision)
-          : await this.kv.create(deviceId, data);
-        this.remember(deviceId, record, revision);
-        return record;
+        return await write(known);
       } catch (err) {
         if (!isRevisionConflict(err)) throw err;
         this.events.onConflict?.();

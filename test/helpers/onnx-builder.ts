@@ -1,29 +1,13 @@
 /**
- * ONNX models built field by field for tests of the model checks (models/onnx-external-data.ts):
+ * ONNX models built field by field for tests of the agent's model checks (agent/models/onnx-external-data.ts):
  * tensors with or without external data, in initializers, Constant nodes, If subgraphs,
  * sparse initializers and functions. The protobuf encoding is written by hand, as in
- * test/helpers/onnx-models.ts; field numbers are onnx.proto's.
+ * onnx-models.ts; field numbers are onnx.proto's.
  */
 
-function varint(value: number): Buffer {
-  const bytes: number[] = [];
-  let v = BigInt(value);
-  do {
-    let byte = Number(v & 0x7fn);
-    v >>= 7n;
-    if (v > 0n) byte |= 0x80;
-    bytes.push(byte);
-  } while (v > 0n);
-  return Buffer.from(bytes);
-}
+import { bytesField, int, msg, str } from './protobuf-wire.js';
 
-const key = (field: number, wireType: number) => varint(field * 8 + wireType);
-export const int = (field: number, value: number) => Buffer.concat([key(field, 0), varint(value)]);
-export const bytesField = (field: number, value: Buffer) =>
-  Buffer.concat([key(field, 2), varint(value.length), value]);
-export const str = (field: number, value: string) => bytesField(field, Buffer.from(value));
-/** A length-delimited field holding the concatenated `parts`: a nested message. */
-export const msg = (field: number, ...parts: Buffer[]) => bytesField(field, Buffer.concat(parts));
+export { bytesField, int, msg, str };
 
 export const FLOAT = 1;
 export const BOOL = 9;
