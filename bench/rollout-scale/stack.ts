@@ -9,10 +9,10 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   freePort,
-  ManagedProcess,
+  type ManagedProcess,
   NATS_DEV_CONFIG,
-  REPO_ROOT,
   startGpuWorker,
+  startNodeService,
   startNatsServer,
   startTemporalDevServer,
   type Toolchain,
@@ -86,7 +86,7 @@ export async function startScaleStack(options: {
     ];
     say('starting the control plane');
     // First, alone: it creates the manifest signing key the orchestrator signs with.
-    const controlPlane = await startNode(
+    const controlPlane = await startNodeService(
       'control plane',
       'services/control-plane/main.ts',
       {
@@ -110,7 +110,7 @@ export async function startScaleStack(options: {
         metricsListen: `127.0.0.1:${gpuMetricsPort}`,
         logFile: join(logDir, 'gpu-worker.log'),
       }),
-      startNode(
+      startNodeService(
         'orchestrator worker',
         'workflows/main.ts',
         {
@@ -176,30 +176,6 @@ export async function natsConfig(
   return file;
 }
 
-async function startNode(
-  name: string,
-  entry: string,
-  env: NodeJS.ProcessEnv,
-  logFile: string,
-): Promise<ManagedProcess> {
-  const proc = new ManagedProcess({
-    name,
-    command: process.execPath,
-    args: ['--import', 'tsx', join(REPO_ROOT, entry)],
-    cwd: REPO_ROOT,
-    env,
-    logFile,
-  });
-  try {
-    await proc.waitForLine(/ready/, 120_000);
-    return proc;
-  } catch (err) {
-    await proc.stop();
-    throw err;
-  }
-}
-
-/** The program under the tether shell (services/stack/tether.sh): the process to measure. */
 async function programPid(proc: ManagedProcess): Promise<number> {
   const tether = proc.pid!;
   for (let i = 0; i < 50; i++) {

@@ -173,7 +173,7 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
 }
 
 /** Runs one of our TypeScript entry points as its own process and waits for its ready line. */
-async function startNodeService(
+export async function startNodeService(
   name: string,
   entry: string,
   env: NodeJS.ProcessEnv,

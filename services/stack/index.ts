@@ -14,6 +14,7 @@ export { startTemporalDevServer, type RunningTemporalDevServer } from './tempora
 export { startGpuWorker, GPU_WORKER_DIR } from './gpu-worker.js';
 export {
   startEmbeddedStack,
+  startNodeService,
   type EmbeddedStack,
   type EmbeddedStackOptions,
   type StackEndpoints,
