@@ -115,18 +115,26 @@ export function computeCensus(
     if (FAILURE_EVENTS.has(event)) {
       failuresTotal += 1;
       failures.push({ deviceId: d.deviceId, cohort, event, detail: status.detail.slice(0, 200) });
+      // Keep the sample bounded while counting a fleet where most devices failed.
+      if (failures.length >= 4 * FAILURE_SAMPLE) keepFirst(failures, FAILURE_SAMPLE);
     }
   }
-  failures.sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
+  keepFirst(failures, FAILURE_SAMPLE);
   return {
     rolloutId: lease.rolloutId,
     hardwareClass: lease.hardwareClass,
     targetSha256: lease.targetSha256,
     takenAt: now.toISOString(),
     cohorts,
-    failures: failures.slice(0, FAILURE_SAMPLE),
+    failures,
     failuresTotal,
   };
+}
+
+/** Sorts failures by device id and keeps the first `count`, in place. */
+function keepFirst(failures: DeviceFailure[], count: number): void {
+  failures.sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
+  failures.length = Math.min(failures.length, count);
 }
 
 /** A census summed over a range of cohorts: what one wave's judgement needs. */
