@@ -35,8 +35,18 @@ export interface EdgeAgentOptions {
   profileOverrideFile?: string;
   /** host:port for /metrics; port 0 picks a free one (see metricsUrl). */
   metricsAddress: string;
-  /** TLS to the control plane; plaintext when absent. */
+  /**
+   * TLS to the control plane (`{}`: verified against the system's trust roots); plaintext when
+   * absent, which only a loopback control plane gets unless `insecure`.
+   */
   tls?: TlsFiles;
+  /** Plaintext to a control plane that is not on loopback, on purpose (`--insecure`). */
+  insecure?: boolean;
+  /**
+   * A CA file (PEM) for the NATS server's certificate, trusted besides the system's roots
+   * (`--nats-ca-file`); a tls:// URL from the control plane uses TLS with the system roots alone.
+   */
+  natsCaFile?: string;
   logger: Logger;
   /** Deadline of every gRPC call. */
   callDeadlineMs: number;
@@ -212,6 +222,7 @@ export class EdgeAgent {
       this.#client = new FleetClient({
         address: o.controlPlane,
         tls: o.tls,
+        insecure: o.insecure,
         deadlineMs: o.callDeadlineMs,
       });
       const session = new DeviceSession({
@@ -233,6 +244,7 @@ export class EdgeAgent {
         servingAddress: o.servingAddress,
         downloadStallMs: o.downloadStallMs,
         backoff: o.backoff,
+        natsCaFile: o.natsCaFile,
         // A simulated device may claim more threads than this host has: running a session with
         // 32 threads on 2 cores measures oversubscription, not the model.
         deviceThreads: Math.min(this.#profile.threads, availableParallelism()),

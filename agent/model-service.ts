@@ -32,6 +32,8 @@ export interface ModelServiceOptions {
   /** See DownloadOptions.stallMs. */
   downloadStallMs: number;
   backoff: BackoffOptions;
+  /** A CA file for the NATS server's certificate, besides the system's roots (`--nats-ca-file`). */
+  natsCaFile?: string;
   /** The device's hardware threads (its profile's): no session runs with more. */
   deviceThreads: number;
   /** A simulated device's faults (profile override file); absent on a real device. */
@@ -141,7 +143,9 @@ export class ModelService {
       // listener is in place before anything awaits, so no heartbeat's news is missed.
       const moving = new NatsLink({
         url: natsUrl,
-        name: `edgeforge-agent-${identity.deviceId}`,
+        deviceId: identity.deviceId,
+        credential: () => (o.session.identity ?? identity).credential,
+        caFile: o.natsCaFile,
         backoff: o.backoff,
         logger: o.logger,
       });

@@ -2,18 +2,23 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { EdgeforgeError } from '../common/errors.js';
+import { NATS_CA_FILE_ENV } from '../common/nats.js';
 import { DEFAULT_METRICS_ADDRESS, DEFAULT_SERVING_ADDRESS, type EdgeAgentConfig } from './agent.js';
 import { parseHostPort } from '../common/metrics-server.js';
+import { plaintextRefusal } from './fleet/fleet-client.js';
 
 /** One setting, given as a command-line flag or an environment variable (the flag wins). */
 export interface AgentSettingSpec {
   key: keyof AgentFlags;
   flag: string;
   env: string;
-  /** Shown in --help, e.g. "host:port". */
-  value: string;
+  /** Shown in --help, e.g. "host:port"; absent for a switch (`--tls`, or the variable =true). */
+  value?: string;
   description: string;
 }
+
+/** A switch's value: true from commander; the text of its variable (or `--flag true`) otherwise. */
+type Switch = boolean | string;
 
 /** Flag values by camel-cased name, as commander and node:util parseArgs hand them over. */
 export interface AgentFlags {
@@ -26,9 +31,12 @@ export interface AgentFlags {
   profile?: string;
   metrics?: string;
   serve?: string;
+  tls?: Switch;
   tlsCa?: string;
   tlsCert?: string;
   tlsKey?: string;
+  insecure?: Switch;
+  natsCaFile?: string;
 }
 
 export const AGENT_SETTINGS: readonly AgentSettingSpec[] = [
@@ -87,11 +95,20 @@ export const AGENT_SETTINGS: readonly AgentSettingSpec[] = [
       `(default: ${DEFAULT_SERVING_ADDRESS})`,
   },
   {
+    key: 'tls',
+    flag: 'tls',
+    env: 'EDGEFORGE_AGENT_TLS',
+    description:
+      "TLS to the control plane, its certificate verified against the system's trust roots " +
+      '(or --tls-ca); needed for a control plane that is not on loopback, unless --insecure',
+  },
+  {
     key: 'tlsCa',
     flag: 'tls-ca',
     env: 'EDGEFORGE_AGENT_TLS_CA',
     value: 'file',
-    description: "CA bundle (PEM) for the control plane's certificate; enables TLS",
+    description:
+      "CA bundle (PEM) for the control plane's certificate, instead of the system's; enables TLS",
   },
   {
     key: 'tlsCert',
@@ -107,6 +124,23 @@ export const AGENT_SETTINGS: readonly AgentSettingSpec[] = [
     value: 'file',
     description: 'private key (PEM) of the client certificate',
   },
+  {
+    key: 'insecure',
+    flag: 'insecure',
+    env: 'EDGEFORGE_AGENT_INSECURE',
+    description:
+      'talk plaintext to a control plane that is not on loopback: the enrollment token and the ' +
+      'device credential cross the network readable (a trusted network only)',
+  },
+  {
+    key: 'natsCaFile',
+    flag: 'nats-ca-file',
+    env: NATS_CA_FILE_ENV,
+    value: 'file',
+    description:
+      "CA (PEM) for the NATS server's certificate, trusted besides the system's roots; " +
+      'requires TLS (a tls:// URL from the control plane uses TLS with the system roots without it)',
+  },
 ];
 
 /** What flags and environment can set: everything in EdgeAgentOptions but code-only knobs. */
@@ -120,6 +154,8 @@ export type AgentSettings = Pick<
   | 'metricsAddress'
   | 'servingAddress'
   | 'tls'
+  | 'insecure'
+  | 'natsCaFile'
 >;
 
 /** The token from its file, else EDGEFORGE_ENROLLMENT_TOKEN; a problem when neither has one. */
@@ -162,11 +198,19 @@ export function loadAgentSettings(env: NodeJS.ProcessEnv, flags: AgentFlags = {}
   const value = (key: keyof AgentFlags): string | undefined => {
     const spec = AGENT_SETTINGS.find((s) => s.key === key);
     const raw = flags[key] ?? (spec ? env[spec.env] : undefined);
-    return raw === undefined || raw.trim() === '' ? undefined : raw.trim();
+    return typeof raw !== 'string' || raw.trim() === '' ? undefined : raw.trim();
   };
   const name = (key: keyof AgentFlags) => {
     const spec = AGENT_SETTINGS.find((s) => s.key === key);
     return spec ? `--${spec.flag} / ${spec.env}` : key;
+  };
+  const on = (key: 'tls' | 'insecure'): boolean => {
+    const raw = flags[key] ?? value(key);
+    if (raw === undefined || typeof raw === 'boolean') return raw ?? false;
+    if (/^(1|true|yes|on)$/i.test(raw.trim())) return true;
+    if (/^(0|false|no|off)$/i.test(raw.trim())) return false;
+    problems.push(`${name(key)}: expected true or false, not ${JSON.stringify(raw)}`);
+    return false;
   };
   const hostPort = (key: keyof AgentFlags, fallback?: string): string => {
     const address = value(key) ?? fallback;
@@ -190,17 +234,39 @@ export function loadAgentSettings(env: NodeJS.ProcessEnv, flags: AgentFlags = {}
   if ((certFile === undefined) !== (keyFile === undefined)) {
     problems.push(`${name('tlsCert')} and ${name('tlsKey')} go together: give both or neither`);
   }
+  const natsCaFile = value('natsCaFile');
+  if (natsCaFile !== undefined) {
+    try {
+      readFileSync(natsCaFile);
+    } catch (err) {
+      problems.push(
+        `${name('natsCaFile')}: cannot read ${natsCaFile} (${(err as NodeJS.ErrnoException).code})`,
+      );
+    }
+  }
+  const tls = on('tls') || [caFile, certFile, keyFile].some((f) => f !== undefined);
+  const insecure = on('insecure');
+  if (tls && insecure) {
+    problems.push(
+      `${name('insecure')} and TLS (${name('tls')}, --tls-ca, --tls-cert) contradict each other: ` +
+        'choose one',
+    );
+  } else if (controlPlane !== '') {
+    const refusal = plaintextRefusal(controlPlane, { tls, insecure });
+    if (refusal) problems.push(`${name('controlPlane')}: ${refusal}`);
+  }
   if (problems.length > 0) {
     throw new EdgeforgeError(`invalid agent settings:\n  ${problems.join('\n  ')}`);
   }
-  const tlsGiven = [caFile, certFile, keyFile].some((f) => f !== undefined);
   return {
     controlPlane,
     enrollmentToken,
     dataDir: value('dataDir') ?? join(homedir(), '.edgeforge', 'agent'),
     metricsAddress,
     servingAddress,
-    tls: tlsGiven ? { caFile, certFile, keyFile } : undefined,
+    tls: tls ? { caFile, certFile, keyFile } : undefined,
+    ...(insecure ? { insecure } : {}),
+    natsCaFile,
     profileOverrideFile: value('profile'),
     deviceName: value('deviceName'),
   };

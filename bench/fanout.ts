@@ -71,7 +71,9 @@ export async function runFanoutBenchmark(argv: string[]): Promise<void> {
     const downloads = join(dir, 'downloads');
     await mkdir(downloads);
 
-    const target = { url: nats.agentUrl, ref, downloads };
+    // The readers use the service user: this measures the server's object reads, and a device's
+    // identity needs a control plane (its auth callout) that this bench does not run.
+    const target = { url: nats.url, ref, downloads };
     const raw = await rawLimitMiBps(target);
     rawByReaders = raw.byReaders;
     process.stderr.write(

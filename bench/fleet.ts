@@ -17,6 +17,7 @@ import {
   type HeartbeatRequest,
 } from '../proto/gen/edgeforge/v1/fleet.pb.js';
 import {
+  controlPlaneNatsEnvironment,
   freePort,
   loadToolchain,
   ManagedProcess,
@@ -132,7 +133,7 @@ async function measure(
     env: {
       ...process.env,
       EDGEFORGE_NATS_URL: nats.url,
-      EDGEFORGE_CP_ADVERTISED_NATS_URL: nats.agentUrl,
+      ...(await controlPlaneNatsEnvironment(nats, join(dir, 'cp'))),
       EDGEFORGE_CP_LISTEN: `127.0.0.1:${port}`,
       EDGEFORGE_CP_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
       EDGEFORGE_CP_DATA_DIR: join(dir, 'cp'),

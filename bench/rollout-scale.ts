@@ -999,6 +999,7 @@ async function runSize(n: number, o: Options): Promise<SizeResult> {
       await mkdir(downloadDir, { recursive: true });
       const sim = await FleetSim.start({
         controlPlane: stack.controlPlaneAddress,
+        natsUrl: stack.natsUrl,
         enrollmentToken: stack.enrollmentToken,
         downloadDir,
         threads: o.threads,

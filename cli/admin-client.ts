@@ -70,6 +70,10 @@ export function adminClient(target: AdminTarget) {
     cancelRollout: call(AdminServiceService.cancelRollout),
     revokeDevice: call(AdminServiceService.revokeDevice),
     deleteDevice: call(AdminServiceService.deleteDevice),
+    listPendingEnrollments: call(AdminServiceService.listPendingEnrollments),
+    approvePendingEnrollment: call(AdminServiceService.approvePendingEnrollment),
+    rejectPendingEnrollment: call(AdminServiceService.rejectPendingEnrollment),
+    createEnrollmentToken: call(AdminServiceService.createEnrollmentToken),
     close: () => client.close(),
   };
 }

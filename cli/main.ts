@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { registerAgent } from './commands/agent.js';
 import { registerDemo } from './commands/demo.js';
 import { registerFleet } from './commands/fleet.js';
+import { registerKeys } from './commands/keys.js';
 import { registerRollout } from './commands/rollout.js';
 import { registerUp } from './commands/up.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -16,6 +17,7 @@ registerUp(program);
 registerDemo(program);
 registerRollout(program);
 registerFleet(program);
+registerKeys(program);
 registerAgent(program);
 
 program.parseAsync().then(

@@ -22,7 +22,7 @@ function manifest(overrides: Partial<ModelManifest> = {}): ModelManifest {
     version: 3,
     hardwareClasses: ['aarch64-dotprod-fp16-cpu-8g'],
     model: {
-      bucket: 'edgeforge_models',
+      bucket: 'edgeforge_release_aarch64-dotprod-fp16-cpu-8g',
       name: 'r-1/variants/int8.onnx',
       sha256: 'a'.repeat(64),
       size: 1234,

@@ -7,6 +7,7 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import { EdgeforgeError } from './errors.js';
+import { releaseBucket } from './names.js';
 
 /**
  * Model manifests: what a device must know to trust a model file before loading it. The control
@@ -146,8 +147,13 @@ function publicKeyFromRaw(raw: Uint8Array): KeyObject {
 }
 
 export interface VerifyOptions {
-  /** The fleet key pinned at enrollment. */
+  /** The fleet key pinned at enrollment, or the newest one a key rotation brought since. */
   publicKey: Uint8Array;
+  /**
+   * Keys the device pinned before the current one, still in their grace period after a rotation:
+   * a manifest signed with one of them (before the rotation) is accepted too.
+   */
+  previousPublicKeys?: readonly Uint8Array[];
   /** The device's hardware class: the manifest must list it. */
   hardwareClass: string;
   /** The version the device runs now (any model); an older manifest is a rollback attack. */
@@ -168,11 +174,10 @@ export function verifySignedManifest(
   if (!m || m.schema !== MANIFEST_SCHEMA || typeof signed.signature !== 'string') {
     throw new ManifestRefusedError('malformed', `not an ${MANIFEST_SCHEMA} manifest`, ids);
   }
-  const ok = verify(
-    null,
-    Buffer.from(canonicalJson(m)),
-    publicKeyFromRaw(options.publicKey),
-    Buffer.from(signed.signature, 'base64'),
+  const body = Buffer.from(canonicalJson(m));
+  const signature = Buffer.from(signed.signature, 'base64');
+  const ok = [options.publicKey, ...(options.previousPublicKeys ?? [])].some((key) =>
+    verify(null, body, publicKeyFromRaw(key), signature),
   );
   if (!ok) {
     throw new ManifestRefusedError(
@@ -199,6 +204,17 @@ export function verifySignedManifest(
       `built for ${m.hardwareClasses.join(', ')}, not for this device's class ${options.hardwareClass}`,
       ids,
     );
+  }
+  // Its files must be where this device may read them: its class's release bucket.
+  const readable = releaseBucket(options.hardwareClass);
+  for (const ref of [m.model, ...(m.holdout ? [m.holdout] : [])]) {
+    if (ref.bucket !== readable) {
+      throw new ManifestRefusedError(
+        'wrong_class',
+        `${ref.name} is in bucket ${ref.bucket}, not in this device's release bucket ${readable}`,
+        ids,
+      );
+    }
   }
   return m;
 }

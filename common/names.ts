@@ -23,6 +23,10 @@ export const KV_BUCKETS = {
 } as const;
 
 export const OBJECT_BUCKETS = {
+  /**
+   * Everything the gpu worker makes (teachers, logits, checkpoints, every variant): central
+   * services only. Devices read models from their class's release bucket (releaseBucket).
+   */
   models: 'edgeforge_models',
 } as const;
 
@@ -82,3 +86,39 @@ export function censusKey(rolloutId: string, hardwareClass: string): string {
 export function trackSnapshotKey(rolloutId: string, hardwareClass: string): string {
   return `previous.${token('rollout id', rolloutId)}.${token('hardware class', hardwareClass)}`;
 }
+
+/**
+ * Object store of one hardware class's released models: the candidates its canaries benchmark
+ * and the winner, copied there from OBJECT_BUCKETS.models when they are signed. A device may
+ * read its own class's release bucket and no other (services/control-plane/nats-auth).
+ */
+export function releaseBucket(hardwareClass: string): string {
+  return `edgeforge_release_${token('hardware class', hardwareClass)}`;
+}
+
+/** The stream behind an object store bucket. */
+export function objectStream(bucket: string): string {
+  return `OBJ_${bucket}`;
+}
+
+/** The stream behind a KV bucket. */
+export function kvStream(bucket: string): string {
+  return `KV_${bucket}`;
+}
+
+/** The subject a KV bucket's key is stored (and published) on. */
+export function kvSubject(bucket: string, key: string): string {
+  return `$KV.${bucket}.${key}`;
+}
+
+/**
+ * The inbox prefix of a device's NATS connection: replies to its requests and its consumers'
+ * deliveries go to `_INBOX.<deviceId>.…`, the only inboxes its permissions let it subscribe to
+ * (a shared `_INBOX.>` would let one device read every other's replies).
+ */
+export function deviceInboxPrefix(deviceId: string): string {
+  return `_INBOX.${token('device id', deviceId, DEVICE_ID)}`;
+}
+
+/** The subject nats-server sends auth callout requests to (services/control-plane/nats-auth). */
+export const NATS_AUTH_CALLOUT_SUBJECT = '$SYS.REQ.USER.AUTH';

@@ -1,7 +1,14 @@
+import { readFileSync } from 'node:fs';
+import * as nodeTls from 'node:tls';
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import {
+  connect,
+  tokenAuthenticator,
+  type NatsConnection,
+  type TlsOptions,
+} from '@nats-io/transport-node';
 import { loadNatsReplicas } from './config.js';
-import { ServiceUnreachableError } from './errors.js';
+import { EdgeforgeError, ServiceUnreachableError } from './errors.js';
 
 export type { NatsConnection };
 
@@ -11,9 +18,22 @@ export interface NatsConnectOptions {
   /** Credentials, when the server requires them (deploy/nats). */
   user?: string;
   pass?: string;
+  /** A device's fleet credential, read at every (re)connect (the auth callout checks it). */
+  token?: () => string;
+  /** Where replies to this connection's requests go (a device may read its own inbox only). */
+  inboxPrefix?: string;
   /** How long the first connect may take before giving up. */
   timeoutMs?: number;
+  /**
+   * A CA certificate file (PEM) to trust for the server's certificate, in addition to Node's
+   * default CA store; TLS is then required. Default: EDGEFORGE_NATS_CA_FILE, so that every central
+   * service (control plane, orchestrator, CLI) takes it the same way (`caFile: ''` ignores it).
+   */
+  caFile?: string;
 }
+
+/** Where a NATS client finds the extra CA for the server's certificate (connectNats' default). */
+export const NATS_CA_FILE_ENV = 'EDGEFORGE_NATS_CA_FILE';
 
 /**
  * Connects to NATS and keeps reconnecting forever after the first success (devices and the
@@ -26,23 +46,102 @@ export async function connectNats(
   options: NatsConnectOptions,
 ): Promise<NatsConnection> {
   const { servers, user, pass } = parseNatsUrl(url);
+  const caFile = options.caFile ?? process.env[NATS_CA_FILE_ENV];
+  const tls = natsTlsOptions(servers, caFile || undefined);
   try {
     return await connect({
       servers,
       name: options.name,
-      user: options.user ?? user,
-      pass: options.pass ?? pass,
+      ...(options.token
+        ? { authenticator: tokenAuthenticator(options.token) }
+        : { user: options.user ?? user, pass: options.pass ?? pass }),
+      ...(options.inboxPrefix ? { inboxPrefix: options.inboxPrefix } : {}),
+      ...(tls ? { tls } : {}),
       timeout: options.timeoutMs ?? 5_000,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 1_000,
     });
   } catch (cause) {
-    throw new ServiceUnreachableError(
-      `cannot reach NATS at ${redactUrl(url)} (${(cause as Error).message}). Start the embedded stack with ` +
-        '`edgeforge up`, or set EDGEFORGE_NATS_URL to your NATS server.',
-      { cause, context: { natsUrl: redactUrl(url) } },
+    throw new ServiceUnreachableError(connectFailure(redactUrl(url), cause, tls, caFile), {
+      cause,
+      context: { natsUrl: redactUrl(url) },
+    });
+  }
+}
+
+/** What went wrong connecting, and what to do about it. */
+function connectFailure(
+  url: string,
+  cause: unknown,
+  tls: TlsOptions | undefined,
+  caFile: string | undefined,
+): string {
+  const message = (cause as Error).message;
+  if (tls && /does not support 'tls'/.test(message)) {
+    return (
+      `NATS at ${url} offers no TLS, but tls:// or a CA file requires it: the client does not ` +
+      'fall back to plaintext. Turn TLS on in the server (a `tls` block), or use a nats:// URL ' +
+      `without ${NATS_CA_FILE_ENV} for a server on a trusted network.`
     );
   }
+  if (isCertificateError(cause)) {
+    return (
+      `cannot reach NATS at ${url}: its TLS certificate is not trusted (${message}). ` +
+      (caFile
+        ? `Check that ${caFile} holds the CA that signed the server's certificate, and that the ` +
+          'certificate names the host in the URL.'
+        : `Give the CA that signed it: ${NATS_CA_FILE_ENV} (the agent: --nats-ca-file).`)
+    );
+  }
+  return (
+    `cannot reach NATS at ${url} (${message}). Start the embedded stack with \`edgeforge up\`, ` +
+    'or set EDGEFORGE_NATS_URL to your NATS server.'
+  );
+}
+
+/**
+ * TLS for a tls:// server or an extra CA file: required (the client refuses a server that offers
+ * no TLS, so nobody in between can downgrade it), and verified against Node's default CA store
+ * plus the extra CA. Otherwise undefined: the client still upgrades when the server requires TLS,
+ * verifying against the default store.
+ */
+export function natsTlsOptions(servers: string[], caFile?: string): TlsOptions | undefined {
+  if (caFile === undefined) return servers.some((s) => s.startsWith('tls://')) ? {} : undefined;
+  let extra: string;
+  try {
+    extra = readFileSync(caFile, 'utf8');
+  } catch (err) {
+    throw new EdgeforgeError(
+      `cannot read the NATS CA file ${caFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): ` +
+        `${NATS_CA_FILE_ENV} (the agent: --nats-ca-file) must name a PEM file`,
+      { cause: err },
+    );
+  }
+  if (!extra.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new EdgeforgeError(
+      `the NATS CA file ${caFile} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`,
+    );
+  }
+  // Node's `ca` replaces its default store; keep the default roots and add the extra CA (one
+  // string of concatenated PEM certificates, which is what the client's types take).
+  return { ca: [...defaultCaCertificates(), extra].join('\n') };
+}
+
+/** Node's default CA store: its bundled roots (Node 22.15+ adds NODE_EXTRA_CA_CERTS and --use-system-ca). */
+function defaultCaCertificates(): readonly string[] {
+  const getCACertificates = (nodeTls as { getCACertificates?: (type: 'default') => string[] })
+    .getCACertificates;
+  return getCACertificates ? getCACertificates('default') : nodeTls.rootCertificates;
+}
+
+/** Whether a connect failed on the server's certificate (untrusted, expired, wrong name). */
+function isCertificateError(err: unknown): boolean {
+  for (let e = err; e instanceof Error; e = e.cause) {
+    const code = (e as NodeJS.ErrnoException).code ?? '';
+    if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT_ALTNAME/.test(code)) return true;
+    if (/certificate/i.test(e.message)) return true;
+  }
+  return false;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, readFile, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { generateManifestKeyPair, loadManifestKeyPair, type ManifestKeyPair } from './manifest.js';
 
 /**
@@ -59,4 +59,43 @@ async function loadOrCreate(path: string, bytes: number, generate: () => Buffer)
   } finally {
     await unlink(partial);
   }
+}
+
+/**
+ * Replaces a secret file so that a crash leaves the old or the new content, never a mix: a temp
+ * file in the same folder (mode 0600), fsync, rename, fsync of the folder. Used for the versioned
+ * key sets, which change on a rotation.
+ */
+export async function writeSecretFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+): Promise<void> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const temp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    const file = await open(temp, 'wx', 0o600);
+    try {
+      await file.writeFile(data);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(temp, path);
+  } catch (err) {
+    await unlink(temp).catch(() => {});
+    throw err;
+  }
+  const folder = await open(dir, 'r');
+  try {
+    await folder.sync();
+  } finally {
+    await folder.close();
+  }
+}
+
+/** True for the errors a read-only data dir gives (a Kubernetes Secret mount). */
+export function isReadOnlyError(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'EROFS' || code === 'EACCES' || code === 'EPERM';
 }

@@ -4,6 +4,7 @@ import { loadConnectionSettings } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
 import { ServiceUnreachableError } from '../common/errors.js';
 import { loadOrCreateManifestKey } from '../common/secrets.js';
+import { currentManifestSigningKey } from '../common/manifest-key-set.js';
 import { createOrchestratorWorker } from './worker.js';
 import { serveMetrics } from '../common/metrics-server.js';
 import {
@@ -15,7 +16,8 @@ import {
 /**
  * Runs the orchestrator worker against EDGEFORGE_TEMPORAL_ADDRESS and EDGEFORGE_NATS_URL. It signs
  * model manifests with the fleet key in EDGEFORGE_MANIFEST_KEY_FILE, the same file the control
- * plane hands the public half of to agents (created by whichever of the two starts first).
+ * plane hands the public half of to agents (created by whichever of the two starts first). After
+ * a key rotation it signs with the key set's current key (manifest-keys.json beside that file).
  */
 async function main(): Promise<void> {
   const settings = loadConnectionSettings();
@@ -40,7 +42,11 @@ async function main(): Promise<void> {
   const worker = await createOrchestratorWorker({
     connection,
     nats,
-    manifestKey: await loadOrCreateManifestKey(manifestKeyFile),
+    // Created here when the orchestrator starts first; then the current key of the key set
+    // beside it (or the pem alone), read again whenever either file changes: key rotation.
+    manifestKey: await loadOrCreateManifestKey(manifestKeyFile).then(() =>
+      currentManifestSigningKey(manifestKeyFile),
+    ),
     namespace: settings.temporalNamespace,
   });
   const metrics = await serveMetrics(orchestratorMetrics(worker), orchestratorMetricsListen(), {

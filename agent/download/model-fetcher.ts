@@ -118,6 +118,10 @@ export class ModelFetcher {
         });
         const js = jetstream(nc, {
           timeout: OBJECT_STORE_API_TIMEOUT_MS,
+          // A device may not read the account's JetStream info, only its class's bucket.
+          checkAPI: false,
+          // The chunks are delivered to this device's own inbox, the only one it may read.
+          watcherPrefix: link.inboxPrefix,
         });
         // Messages pushed while the connection was down are lost, and the consumer may not
         // resume (nats-server drops slow readers during big fan-outs); a request sent while it

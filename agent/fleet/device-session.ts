@@ -12,8 +12,10 @@ import type {
   ReportBenchmarkResponse,
   ReportStatusRequest,
 } from '../../proto/gen/edgeforge/v1/fleet.pb.js';
+import { loadOrCreateDeviceKey, type DeviceKey } from '../identity/device-key.js';
 import type { DeviceIdentity, IdentityStore } from '../identity/identity-store.js';
 import type { AgentMetrics } from '../metrics.js';
+import { applyManifestKeyRotations, type PinUpdate } from '../heartbeat/manifest-key-pins.js';
 import { AGENT_VERSION } from '../version.js';
 import { FleetCallError, type FleetClient } from './fleet-client.js';
 
@@ -55,12 +57,33 @@ export class DeviceSession {
   readonly #options: DeviceSessionOptions;
   readonly #onNatsUrl = new Set<(url: string) => void>();
   readonly #onClass = new Set<(hardwareClass: string) => void>();
+  /** Key rotation refusals already logged: the control plane repeats its chain every beat. */
+  readonly #refusedRotations = new Set<string>();
   #identity: DeviceIdentity | undefined;
   #logger: Logger;
+  #deviceKey: DeviceKey | undefined;
+  /** The last "waiting for an operator" refusal logged: the agent asks again and again. */
+  #awaitingLogged: string | undefined;
 
   constructor(options: DeviceSessionOptions) {
     this.#options = options;
     this.#logger = options.logger;
+  }
+
+  /**
+   * The key Enroll proves possession of: device-key.pem in the identity store's data dir, loaded
+   * (or made, on the very first start) once. A key file that is not a key throws
+   * DeviceKeyFileError: for a person to look at, never replaced.
+   */
+  async deviceKey(): Promise<DeviceKey> {
+    if (this.#deviceKey) return this.#deviceKey;
+    const { key, created, file } = await loadOrCreateDeviceKey(this.#options.store.dataDir);
+    this.#deviceKey = key;
+    this.#logger.info(
+      { file, deviceKeyFingerprint: key.fingerprint },
+      created ? 'made the device key (device key fingerprint)' : 'loaded the device key',
+    );
+    return key;
   }
 
   get identity(): DeviceIdentity | undefined {
@@ -75,6 +98,8 @@ export class DeviceSession {
   /** Takes the stored identity when it is this device name's; false means enroll first. */
   async resume(): Promise<boolean> {
     const { store, deviceName } = this.#options;
+    // At start, so that a device gets its key on its first start and a broken key file stops it.
+    await this.deviceKey();
     const stored = await store.load();
     if (stored === undefined) return false;
     if (stored.deviceName !== deviceName) {
@@ -92,21 +117,36 @@ export class DeviceSession {
   /** Enrolls (again) under the device name and stores the identity before using it. */
   async enroll(signal?: AbortSignal): Promise<DeviceIdentity> {
     try {
-      return await this.#enroll(signal);
+      const identity = await this.#enroll(signal);
+      this.#awaitingLogged = undefined;
+      return identity;
     } catch (err) {
       this.#failed(err, signal);
+      if (err instanceof FleetCallError && err.awaitingApproval) {
+        if (err.message !== this.#awaitingLogged) {
+          this.#awaitingLogged = err.message;
+          this.#logger.warn(
+            { error: err.message, deviceKeyFingerprint: this.#deviceKey?.fingerprint },
+            'this device name is enrolled with another device key: waiting for an operator to ' +
+              'approve this one (compare its fingerprint), asking again meanwhile',
+          );
+        }
+      }
       throw err;
     }
   }
 
   async #enroll(signal: AbortSignal | undefined): Promise<DeviceIdentity> {
     const { client, store, enrollmentToken, deviceName, profile } = this.#options;
+    const key = await this.deviceKey();
     const response = await client.enroll(
       {
         enrollmentToken,
         deviceName,
         profile: profileToProto(profile),
         agentVersion: AGENT_VERSION,
+        // Signed for this call: a new time on every attempt.
+        ...key.enrollProof({ deviceName, enrollmentToken }),
       },
       signal,
     );
@@ -126,6 +166,8 @@ export class DeviceSession {
       credentialExpiresAt: response.credentialExpiresAt?.toISOString(),
       hardwareClass: response.hardwareClass,
       manifestPublicKey: response.manifestPublicKey.toString('base64'),
+      // 0 from a control plane older than key rotation: its only key, version 1.
+      manifestKeyVersion: response.manifestKeyVersion || 1,
       natsUrl: response.natsUrl,
       controlPlane: client.address,
       profile,
@@ -214,8 +256,11 @@ export class DeviceSession {
     profileAccepted: boolean,
   ): Promise<void> {
     const natsMoved = response.natsUrl !== '' && response.natsUrl !== identity.natsUrl;
-    if (response.renewedCredential === '' && !profileAccepted && !natsMoved) return;
-    const updated = { ...identity };
+    const pins = this.#followKeyRotations(identity, response);
+    if (response.renewedCredential === '' && !profileAccepted && !natsMoved && !pins.changed) {
+      return;
+    }
+    const updated = { ...pins.identity };
     if (natsMoved) updated.natsUrl = response.natsUrl;
     if (response.renewedCredential !== '') {
       updated.credential = response.renewedCredential;
@@ -228,6 +273,15 @@ export class DeviceSession {
     }
     await this.#options.store.save(updated);
     this.#adopt(updated);
+    for (const rotation of pins.accepted) {
+      this.#logger.info(
+        {
+          manifestKeyVersion: rotation.version,
+          previousKeyValidUntil: rotation.previousKeyValidUntil,
+        },
+        'pinned the rotated manifest signing key',
+      );
+    }
     if (response.renewedCredential !== '') {
       this.#logger.info(
         { credentialExpiresAt: updated.credentialExpiresAt },
@@ -250,6 +304,29 @@ export class DeviceSession {
       );
       for (const listener of this.#onNatsUrl) listener(updated.natsUrl);
     }
+  }
+
+  /**
+   * The pins after the rotation chain a heartbeat carried (agent/heartbeat/manifest-key-pins.ts);
+   * a refused statement is logged once with the device id, and the pin stays.
+   */
+  #followKeyRotations(identity: DeviceIdentity, response: HeartbeatResponse): PinUpdate {
+    const pins = applyManifestKeyRotations(identity, response.manifestKeyRotations);
+    const refused = pins.refused;
+    if (refused && !this.#refusedRotations.has(refused.message)) {
+      this.#refusedRotations.add(refused.message);
+      this.#logger.error(
+        {
+          deviceId: identity.deviceId,
+          reason: refused.reason,
+          keyVersion: refused.version,
+          pinnedKeyVersion: pins.identity.manifestKeyVersion ?? 1,
+          error: refused.message,
+        },
+        'refused a manifest key rotation: it does not follow from the pinned key; keeping the pin',
+      );
+    }
+    return pins;
   }
 
   /** Calls `listener` with the new class when an accepted profile puts the device in another. */

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIPv4, isIPv6 } from 'node:net';
 import {
   credentials,
   Metadata,
@@ -10,6 +11,7 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 import { EdgeforgeError } from '../../common/errors.js';
+import { parseHostPort } from '../../common/metrics-server.js';
 import {
   AUTHORIZATION_METADATA_KEY,
   bearer,
@@ -40,8 +42,13 @@ export interface TlsFiles {
 export interface FleetClientOptions {
   /** The control plane's gRPC address, host:port. */
   address: string;
-  /** Plaintext when absent. */
+  /**
+   * TLS; `{}` verifies the server against the system's trust roots. Plaintext when absent, which
+   * is refused for an address that is not loopback unless `insecure` (plaintextRefusal).
+   */
   tls?: TlsFiles;
+  /** Plaintext to a control plane that is not on loopback, on purpose (`--insecure`). */
+  insecure?: boolean;
   /** Deadline of each call. */
   deadlineMs?: number;
 }
@@ -86,9 +93,25 @@ export class FleetCallError extends EdgeforgeError {
     this.method = method;
   }
 
-  /** Worth retrying unchanged after a pause (the control plane restarting, a network blip). */
+  /**
+   * Worth retrying unchanged after a pause (the control plane restarting, a network blip), and an
+   * enrolment waiting for an operator to approve the device key: asked again, it succeeds once
+   * they have.
+   */
   get transient(): boolean {
-    return TRANSIENT_CODES.has(this.code);
+    return TRANSIENT_CODES.has(this.code) || this.awaitingApproval;
+  }
+
+  /**
+   * Enroll was not applied: the name is enrolled with another device key, and an operator must
+   * approve this one (`edgeforge fleet approve`, the pending id in the message).
+   */
+  get awaitingApproval(): boolean {
+    return (
+      this.method === 'Enroll' &&
+      this.code === status.FAILED_PRECONDITION &&
+      this.message.includes(AWAITING_APPROVAL_PHRASE)
+    );
   }
 
   /**
@@ -98,6 +121,48 @@ export class FleetCallError extends EdgeforgeError {
   get revoked(): boolean {
     return this.code === status.PERMISSION_DENIED && this.message.includes(REVOKED_PHRASE);
   }
+}
+
+/**
+ * In the details of the FAILED_PRECONDITION that the control plane answers an Enroll with when
+ * the key needs an operator's approval (services/control-plane/registry/device-key.ts says the
+ * same; test/fleet/device-keys.test.ts checks that agents recognise it).
+ */
+export const AWAITING_APPROVAL_PHRASE = 'an operator must approve this device key';
+
+/** Whether `address` (host:port, or a unix: socket) stays on this machine. */
+export function isLoopbackAddress(address: string): boolean {
+  if (address.startsWith('unix:')) return true;
+  let host: string;
+  try {
+    host = parseHostPort(address).host.toLowerCase();
+  } catch {
+    return false;
+  }
+  if (host === 'localhost' || host.endsWith('.localhost')) return true;
+  const v4 = host.startsWith('::ffff:') ? host.slice('::ffff:'.length) : host;
+  if (isIPv4(v4)) return v4.startsWith('127.');
+  // Any spelling of ::1 (0:0:0:0:0:0:0:1 included), as the URL parser normalises it.
+  return isIPv6(host) && new URL(`http://[${host}]`).hostname === '[::1]';
+}
+
+/**
+ * Why the agent must not call `address` in plaintext, or undefined when it may: plaintext is the
+ * default only for a control plane on loopback (the embedded stack). Anywhere else the enrollment
+ * token and the device credential would cross the network readable, so TLS is required unless
+ * the operator says `--insecure`.
+ */
+export function plaintextRefusal(
+  address: string,
+  transport: { tls: boolean; insecure?: boolean },
+): string | undefined {
+  if (transport.tls || transport.insecure || isLoopbackAddress(address)) return undefined;
+  return (
+    `${address} is not a loopback address, and without TLS the enrollment token and the device ` +
+    'credential would cross the network readable. Give --tls / EDGEFORGE_AGENT_TLS (the ' +
+    "control plane's certificate verified against the system's trust roots) or --tls-ca <file>, " +
+    'or --insecure / EDGEFORGE_AGENT_INSECURE to use plaintext on purpose (trusted networks only)'
+  );
 }
 
 function readPem(kind: string, file: string): Buffer {
@@ -139,6 +204,11 @@ export class FleetClient {
   readonly #client: FleetServiceClient;
 
   constructor(options: FleetClientOptions) {
+    const refusal = plaintextRefusal(options.address, {
+      tls: options.tls !== undefined,
+      insecure: options.insecure,
+    });
+    if (refusal) throw new EdgeforgeError(`refusing plaintext gRPC: ${refusal}`);
     this.address = options.address;
     this.#deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
     this.#client = new FleetServiceClient(

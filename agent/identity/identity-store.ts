@@ -19,13 +19,31 @@ export interface DeviceIdentity {
   /** ISO 8601; absent when the control plane gave no expiry. */
   credentialExpiresAt?: string;
   hardwareClass: string;
-  /** Raw ed25519 key that signs model manifests, base64; pinned at enrollment. */
+  /**
+   * Raw ed25519 key that signs model manifests, base64; pinned at enrollment, then replaced by
+   * each verified key rotation (agent/heartbeat/manifest-key-pins.ts).
+   */
   manifestPublicKey: string;
+  /** Its version in the fleet's key chain; absent in files from before key rotation (1). */
+  manifestKeyVersion?: number;
+  /**
+   * Keys pinned before the current one, still accepted for manifests signed before their
+   * rotation until `validUntil` (at most MAX_PREVIOUS_MANIFEST_KEYS, newest first).
+   */
+  previousManifestKeys?: PreviousManifestKey[];
   natsUrl: string;
   /** The control plane (host:port) that issued the credential. */
   controlPlane: string;
   /** The profile the control plane last accepted; heartbeats resend the profile when it differs. */
   profile: HardwareProfile;
+}
+
+export interface PreviousManifestKey {
+  version: number;
+  /** Raw ed25519 public key, base64. */
+  publicKey: string;
+  /** ISO 8601: manifests it signed are refused after this. */
+  validUntil: string;
 }
 
 export const IDENTITY_FILE = 'identity.json';
@@ -37,6 +55,16 @@ const IdentitySchema = z.object({
   credentialExpiresAt: z.iso.datetime().optional(),
   hardwareClass: z.string().min(1),
   manifestPublicKey: z.base64(),
+  manifestKeyVersion: z.number().int().positive().optional(),
+  previousManifestKeys: z
+    .array(
+      z.object({
+        version: z.number().int().positive(),
+        publicKey: z.base64(),
+        validUntil: z.iso.datetime(),
+      }),
+    )
+    .optional(),
   natsUrl: z.string(),
   controlPlane: z.string().min(1),
   profile: z.unknown(),

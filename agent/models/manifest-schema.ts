@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { MANIFEST_SCHEMA } from '../../common/manifest.js';
-import { OBJECT_BUCKETS } from '../../common/names.js';
+import { releaseBucket } from '../../common/names.js';
 
 /**
  * The shape of a signed manifest as the agent relies on it. Used to check, never to transform:
@@ -12,8 +12,14 @@ const ID = /^[A-Za-z0-9_.-]{1,64}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
 
 const ObjectRefSchema = z.looseObject({
-  // The only bucket an agent may read (deploy/nats/permissions.conf).
-  bucket: z.literal(OBJECT_BUCKETS.models),
+  // A class's release bucket: the only kind a device may read (its own class's, by its NATS
+  // permissions; which class the manifest is for is checked against the device's).
+  bucket: z
+    .string()
+    .regex(
+      new RegExp(`^${releaseBucket('CLASS').replace('CLASS', '[A-Za-z0-9_-]+')}$`),
+      'must be a release bucket (edgeforge_release_<class>)',
+    ),
   name: z.string().min(1),
   sha256: z.string().regex(SHA256, 'must be 64 lower-case hex digits'),
   size: z.number().int().nonnegative(),

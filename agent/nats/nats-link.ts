@@ -1,19 +1,32 @@
 import type { Logger } from '../../common/logger.js';
+import { deviceInboxPrefix } from '../../common/names.js';
 import { connectNats, redactUrl, type NatsConnection } from '../../common/nats.js';
 import { Backoff, type BackoffOptions } from '../heartbeat/backoff.js';
 import { abortable, pause } from '../heartbeat/pause.js';
 
 export interface NatsLinkOptions {
-  /** From enrollment or the latest heartbeat; may carry the agent's credentials. */
+  /** From enrollment or the latest heartbeat: the servers, no credentials. */
   url: string;
-  /** Shown in the server's connection list. */
-  name: string;
+  /** The device this link is: its replies come to its own inbox prefix. */
+  deviceId: string;
+  /**
+   * The device's current fleet credential, presented at each (re)connect: the control plane's
+   * auth callout answers with this device's NATS rights. Read again at every connect, so a
+   * renewed credential is used from the next reconnect on.
+   */
+  credential: () => string;
+  /**
+   * A CA file (PEM) for the server's certificate, trusted besides the system's roots; TLS is then
+   * required. Without it a tls:// URL uses TLS verified against the system's roots.
+   */
+  caFile?: string;
   backoff: BackoffOptions;
   logger: Logger;
 }
 
 /**
- * The agent's one NATS connection, read-only by the server's permissions. The first connect is
+ * The agent's one NATS connection, as the device itself: the server's auth callout gives it the
+ * rights of this device only (its desired-state keys, its class's models, nothing to write). The first connect is
  * retried with backoff for as long as it takes (a device may boot before its network); after
  * that the client reconnects by itself, forever. The URL is only ever logged redacted.
  */
@@ -29,6 +42,11 @@ export class NatsLink {
   constructor(options: NatsLinkOptions) {
     this.#o = options;
     this.#url = options.url;
+  }
+
+  /** Where this device's replies and deliveries go (`_INBOX.<deviceId>`). */
+  get inboxPrefix(): string {
+    return deviceInboxPrefix(this.#o.deviceId);
   }
 
   /** The connection once there is one; starts connecting on first use. */
@@ -71,13 +89,19 @@ export class NatsLink {
   }
 
   async #connect(url: string, moved: AbortSignal): Promise<NatsConnection> {
-    const { name, logger } = this.#o;
+    const { deviceId, credential, logger } = this.#o;
     const backoff = new Backoff(this.#o.backoff);
     const natsUrl = redactUrl(url);
     const stop = AbortSignal.any([this.#closed.signal, moved]);
     for (;;) {
       try {
-        const nc = await connectNats(url, { name });
+        const nc = await connectNats(url, {
+          name: `edgeforge-agent-${deviceId}`,
+          token: credential,
+          inboxPrefix: this.inboxPrefix,
+          // '' rather than undefined: the agent takes its CA from its own settings only.
+          caFile: this.#o.caFile ?? '',
+        });
         logger.info({ natsUrl }, 'connected to NATS');
         void this.#logStatus(nc);
         return nc;

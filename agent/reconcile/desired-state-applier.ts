@@ -21,6 +21,7 @@ import {
 import type { ModelFetcher } from '../download/model-fetcher.js';
 import type { Reporter } from '../fleet/reporter.js';
 import type { DeviceActivity } from '../heartbeat/device-activity.js';
+import { manifestVerificationKeys } from '../heartbeat/manifest-key-pins.js';
 import { loadHoldout, type Holdout } from '../holdout/holdout.js';
 import type { DeviceIdentity } from '../identity/identity-store.js';
 import type { AgentMetrics } from '../metrics.js';
@@ -243,7 +244,8 @@ export class DesiredStateApplier {
     const identity = this.#o.identity();
     const active = (await this.#o.store.loadState()).active?.manifest;
     return verifySignedManifest(signed, {
-      publicKey: Buffer.from(identity.manifestPublicKey, 'base64'),
+      // The pinned key, and a rotated-out one during its signed grace period.
+      ...manifestVerificationKeys(identity),
       hardwareClass: identity.hardwareClass,
       // Whatever the model id: versions grow across rollouts (the workflow clock), so an earlier
       // release written back (replayed) is older than what the device runs, and refused.

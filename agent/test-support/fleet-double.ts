@@ -19,6 +19,7 @@ import {
   type FleetServiceServer,
   type HeartbeatRequest,
   type HeartbeatResponse,
+  type ManifestKeyRotation,
 } from '../../proto/gen/edgeforge/v1/fleet.pb.js';
 
 export const TEST_ENROLLMENT_TOKEN = 'fleet-secret';
@@ -42,6 +43,10 @@ export class FleetDouble {
   nextHeartbeatSeconds = 1;
   /** What Enroll and every Heartbeat advertise; change it to move the agents. */
   natsUrl = TEST_NATS_URL;
+  /** The manifest key Enroll hands out, and the rotation chain every Heartbeat carries. */
+  manifestPublicKey: Buffer = TEST_MANIFEST_KEY;
+  manifestKeyVersion = 1;
+  manifestKeyRotations: ManifestKeyRotation[] = [];
   readonly #deviceIds = new Map<string, string>();
   /** credential → deviceId: what the double accepts. */
   readonly #credentials = new Map<string, string>();
@@ -106,8 +111,9 @@ export class FleetDouble {
           deviceCredential: this.#issue(deviceId),
           credentialExpiresAt: new Date(Date.now() + 3_600_000),
           hardwareClass: deriveHardwareClass(profileFromProto(req.profile!)).key,
-          manifestPublicKey: TEST_MANIFEST_KEY,
+          manifestPublicKey: this.manifestPublicKey,
           natsUrl: this.natsUrl,
+          manifestKeyVersion: this.manifestKeyVersion,
         });
       },
       heartbeat: (call: ServerUnaryCall<HeartbeatRequest, HeartbeatResponse>, callback) => {
@@ -137,6 +143,7 @@ export class FleetDouble {
           renewedCredentialExpiresAt: renewedCredential
             ? new Date(Date.now() + 7_200_000)
             : undefined,
+          manifestKeyRotations: this.manifestKeyRotations,
         });
       },
       reportBenchmark: unimplemented,

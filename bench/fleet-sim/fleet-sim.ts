@@ -28,6 +28,8 @@ export type { DeviceOutcome, DeviceSpec, EnrolledDevice, SimCounters } from './p
 
 export interface FleetSimOptions {
   controlPlane: string;
+  /** NATS as the service user (see SimWorkerData.natsUrl). */
+  natsUrl: string;
   enrollmentToken: string;
   /** Model downloads go here (one file per device at a time, removed once verified). */
   downloadDir: string;
@@ -69,6 +71,7 @@ export class FleetSim {
   static async start(options: FleetSimOptions): Promise<FleetSim> {
     const workerData: SimWorkerData = {
       controlPlane: options.controlPlane,
+      natsUrl: options.natsUrl,
       enrollmentToken: options.enrollmentToken,
       downloadDir: options.downloadDir,
       grpcChannels: options.grpcChannels ?? 4,

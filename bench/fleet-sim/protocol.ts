@@ -6,6 +6,11 @@
 export interface SimWorkerData {
   /** The control plane's gRPC address, host:port. */
   controlPlane: string;
+  /**
+   * NATS as the service user: devices here share connections, which per-device identities
+   * (the auth callout) cannot express.
+   */
+  natsUrl: string;
   /** The fleet's enrollment token, as an operator hands it to a device. */
   enrollmentToken: string;
   /** gRPC channels this thread's devices share (real devices each have their own). */

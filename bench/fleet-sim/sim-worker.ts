@@ -4,24 +4,26 @@
  *   - gRPC Enroll with the fleet's enrollment token, then Heartbeat at the control plane's
  *     interval (±10%) with its state, its active model and a latency histogram delta of
  *     synthetic serving latency (bench/fleet-sim/latency.ts);
- *   - one NATS KV watch of its two desired-state keys (its own entry and its release track),
- *     resolved with the agent's own `resolve()`, each revision applied once, newest first;
+ *   - the agent's own DesiredStateWatcher on its two desired-state keys (its own entry and its
+ *     release track): a core subscription and a direct get per key, each revision applied once,
+ *     newest first;
  *   - `run`: verify the signed manifest (signature, expiry, version, class), download the model
  *     with the agent's own downloadObject (size and sha256 checked), "activate" it (nothing is
  *     loaded), report ACTIVATED with the active model; `benchmark`: verify and download each
  *     candidate, report a synthetic benchmark of each (ReportBenchmark), keep serving what it
  *     serves. No holdout bundle is downloaded or scored.
  * What is shared, unlike on real devices: the thread's gRPC channels (a few) and NATS connections
- * (one per `devicesPerNatsConnection` devices). Each device keeps its own credential and its own
- * KV watch (one JetStream consumer each). Nothing bypasses the control plane or NATS.
+ * (one per `devicesPerNatsConnection` devices, as the service user: a shared connection cannot
+ * carry one device's identity, so the auth callout is not exercised here). Each device keeps its
+ * own credential and its own watcher. Nothing bypasses the control plane or NATS.
  */
 import { setMaxListeners } from 'node:events';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parentPort, workerData } from 'node:worker_threads';
+import { pino } from 'pino';
 import { Client, credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
-import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import { DEFAULT_DOWNLOAD_STALL_MS } from '../../agent/agent.js';
 import {
@@ -33,7 +35,10 @@ import { DEFAULT_DEADLINE_MS } from '../../agent/fleet/fleet-client.js';
 import { Backoff, DEFAULT_BACKOFF, jitter } from '../../agent/heartbeat/backoff.js';
 import { firstIssue, SignedManifestSchema } from '../../agent/models/manifest-schema.js';
 import { parseDesiredState } from '../../agent/reconcile/desired-state-schema.js';
-import { resolve, type DesiredStateEntry } from '../../agent/reconcile/desired-state-watcher.js';
+import {
+  DesiredStateWatcher,
+  type DesiredStateEntry,
+} from '../../agent/reconcile/desired-state-watcher.js';
 import { cohortOf } from '../../common/cohorts.js';
 import type { BenchmarkCandidates, RunModel } from '../../common/desired-state.js';
 import { MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, profileToProto } from '../../common/fleet-api.js';
@@ -45,7 +50,6 @@ import {
   type ObjectRef,
   type SignedManifest,
 } from '../../common/manifest.js';
-import { deviceDesiredKey, KV_BUCKETS, trackKey } from '../../common/names.js';
 import { connectNats, type NatsConnection } from '../../common/nats.js';
 import {
   DeviceState,
@@ -119,6 +123,8 @@ class Limiter {
 }
 
 const calls = new Limiter(data.concurrency);
+/** The agent's watcher logs; the simulator counts instead. */
+const quiet = pino({ level: 'silent' });
 const downloads = new Limiter(data.downloadConcurrency);
 
 // A few channels, each its own HTTP/2 connection (a local subchannel pool per channel).
@@ -144,11 +150,10 @@ const profiles = new Map(
 /** One NATS connection shared by a slot of devices, with the buckets they open on it. */
 class NatsSlot {
   #nc: Promise<NatsConnection> | undefined;
-  #kv: Promise<KV> | undefined;
   #js: Promise<JetStreamClient> | undefined;
   #obj: Promise<ObjectStore> | undefined;
-  /** Watches on this connection: ended on a reconnect, as the agent's NatsLink does. */
-  readonly watches = new Set<{ stop(): void }>();
+  /** Called after each reconnect, as the agent's NatsLink does (watchers start over). */
+  readonly #onReconnect = new Set<() => void>();
 
   constructor(
     readonly url: string,
@@ -160,7 +165,7 @@ class NatsSlot {
       (nc) => {
         void (async () => {
           for await (const s of nc.status()) {
-            if (s.type === 'reconnect') for (const w of this.watches) w.stop();
+            if (s.type === 'reconnect') for (const listener of this.#onReconnect) listener();
           }
         })();
         return nc;
@@ -173,14 +178,9 @@ class NatsSlot {
     return this.#nc;
   }
 
-  kv(): Promise<KV> {
-    this.#kv ??= this.connection()
-      .then((nc) => new Kvm(nc).open(KV_BUCKETS.desiredState))
-      .catch((err: unknown) => {
-        this.#kv = undefined;
-        throw err;
-      });
-    return this.#kv;
+  onReconnect(listener: () => void): () => void {
+    this.#onReconnect.add(listener);
+    return () => this.#onReconnect.delete(listener);
   }
 
   /** The JetStream client the agent reads models with (OBJECT_STORE_API_TIMEOUT_MS). */
@@ -233,7 +233,7 @@ class SimDevice {
   /** Serving latencies not yet accepted by a heartbeat. */
   #unsent: LatencyHistogramDelta | undefined;
   #timer: NodeJS.Timeout | undefined;
-  #watch: { stop(): void } | undefined;
+  readonly #watching = new AbortController();
   // The reconciler's bookkeeping (agent/reconcile/reconciler.ts).
   #applied = 0;
   #current = 0;
@@ -269,7 +269,7 @@ class SimDevice {
     this.#credential = response.deviceCredential;
     this.hardwareClass = response.hardwareClass;
     this.#publicKey = response.manifestPublicKey;
-    this.#slot ??= slotFor(response.natsUrl);
+    this.#slot ??= slotFor(data.natsUrl);
     return {
       index: this.spec.index,
       deviceId: this.id,
@@ -285,7 +285,7 @@ class SimDevice {
 
   stop(): void {
     clearTimeout(this.#timer);
-    this.#watch?.stop();
+    this.#watching.abort();
   }
 
   setSilent(silent: boolean): void {
@@ -347,53 +347,27 @@ class SimDevice {
 
   // --- desired state ----------------------------------------------------------------------
 
-  /** The agent's DesiredStateWatcher: one watch of both keys, started again after it ends. */
+  /** The agent's DesiredStateWatcher, on the slot's shared connection. */
   async #watchLoop(): Promise<void> {
-    const backoff = new Backoff(DEFAULT_BACKOFF);
-    const own = deviceDesiredKey(this.id);
-    const track = trackKey(this.hardwareClass, cohortOf(this.id));
-    while (!stopped) {
-      const slot = this.#slot!;
-      let running = false;
-      try {
-        const watch = await calls.run(async () => (await slot.kv()).watch({ key: [own, track] }));
-        counters.watchesStarted++;
-        counters.watchesRunning++;
-        running = true;
-        this.#watch = watch;
-        slot.watches.add(watch);
-        if (stopped) watch.stop();
-        backoff.reset();
-        const latest = new Map<
-          string,
-          { revision: number; operation: KvEntry['operation']; value: string }
-        >();
-        let caughtUp = false;
-        try {
-          for await (const e of watch) {
-            latest.set(e.key, {
-              revision: e.revision,
-              operation: e.operation,
-              value: e.string(),
-            });
-            if (e.delta === 0) caughtUp = true;
-            if (!caughtUp) continue;
-            const resolved = resolve(latest, own, track);
-            if (resolved) {
-              counters.entriesSeen++;
-              this.#offer(resolved);
-            }
-          }
-        } finally {
-          slot.watches.delete(watch);
-        }
-      } catch (err) {
-        noteError('watch', err);
-      } finally {
-        if (running) counters.watchesRunning--;
-      }
-      if (stopped) return;
-      await pause(backoff.next());
+    const watcher = new DesiredStateWatcher({
+      link: this.#slot!,
+      deviceId: this.id,
+      hardwareClass: () => this.hardwareClass,
+      backoff: DEFAULT_BACKOFF,
+      logger: quiet,
+      onHealth: (problem) => {
+        if (problem) noteError('watch', new Error(problem));
+      },
+    });
+    counters.watchesStarted++;
+    counters.watchesRunning++;
+    try {
+      await watcher.run((entry) => {
+        counters.entriesSeen++;
+        this.#offer(entry);
+      }, this.#watching.signal);
+    } finally {
+      counters.watchesRunning--;
     }
   }
 

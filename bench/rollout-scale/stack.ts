@@ -8,6 +8,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  controlPlaneNatsEnvironment,
   freePort,
   type ManagedProcess,
   NATS_DEV_CONFIG,
@@ -94,7 +95,7 @@ export async function startScaleStack(options: {
         EDGEFORGE_CP_LISTEN: `127.0.0.1:${cpPort}`,
         EDGEFORGE_CP_METRICS_LISTEN: `127.0.0.1:${cpMetricsPort}`,
         EDGEFORGE_CP_DATA_DIR: cpDir,
-        EDGEFORGE_CP_ADVERTISED_NATS_URL: nats.agentUrl,
+        ...(await controlPlaneNatsEnvironment(nats, cpDir)),
         EDGEFORGE_HEARTBEAT_INTERVAL_SECONDS: String(options.heartbeatIntervalSeconds),
       },
       join(logDir, 'control-plane.log'),
@@ -155,9 +156,9 @@ export async function natsConfig(
   monitorPort: number,
   defaultMaxConsumers: number | undefined,
 ): Promise<string> {
-  // nats-server resolves an include relative to the including file: the permissions go along.
-  const permissions = join(NATS_DEV_CONFIG, '..', 'permissions.conf');
-  await writeFile(join(dir, 'permissions.conf'), await readFile(permissions, 'utf8'));
+  // nats-server resolves an include relative to the including file: the accounts go along.
+  const accounts = join(NATS_DEV_CONFIG, '..', 'accounts.conf');
+  await writeFile(join(dir, 'accounts.conf'), await readFile(accounts, 'utf8'));
   let text = await readFile(NATS_DEV_CONFIG, 'utf8');
   text += `\n# Added by bench/rollout-scale: /jsz and /connz on loopback.\nhttp: "127.0.0.1:${monitorPort}"\n`;
   if (defaultMaxConsumers !== undefined && /default_max_consumers: -?\d+/.test(text)) {

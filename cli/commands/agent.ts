@@ -16,7 +16,9 @@ export function registerAgent(program: Command): void {
         'serve /metrics until Ctrl-C (each flag falls back to the environment variable shown)',
     );
   for (const s of AGENT_SETTINGS) {
-    command.option(`--${s.flag} <${s.value}>`, `${s.description} [${s.env}]`);
+    // A switch takes no value on the command line; its variable is true or false.
+    const flag = s.value === undefined ? `--${s.flag}` : `--${s.flag} <${s.value}>`;
+    command.option(flag, `${s.description} [${s.env}]`);
   }
   // Parsed only to refuse it with the way out (agent/settings.ts), never listed.
   command.addOption(new Option('--enrollment-token <token>').hideHelp());

@@ -4,15 +4,16 @@ import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import { MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES } from '../../common/fleet-api.js';
 import { serveMetrics, type MetricsServer } from '../../common/metrics-server.js';
-import type { NatsConnection } from '../../common/nats.js';
+import { parseNatsUrl, type NatsConnection } from '../../common/nats.js';
 import { FleetServiceService } from '../../proto/gen/edgeforge/v1/fleet.pb.js';
 import { AdminServiceService } from '../../proto/gen/edgeforge/v1/admin.pb.js';
-import { CredentialAuthority } from './auth/credentials.js';
-import { loadOrCreateManifestKey, loadOrCreateSecret } from '../../common/secrets.js';
+import { FleetKeys } from './auth/fleet-keys.js';
 import { createAdminService } from './grpc/admin-service.js';
 import { createFleetService } from './grpc/fleet-service.js';
 import { withRequestDecoding } from './grpc/request-decoding.js';
 import { createControlPlaneMetrics } from './metrics.js';
+import { NatsAuthCallout, NatsAuthConfigError } from './nats-auth/auth-callout.js';
+import { DeviceDisconnector, mustDisconnect } from './nats-auth/disconnect.js';
 import { DeviceRegistry } from './registry/device-registry.js';
 import { CensusPublisher } from './rollouts/census-publisher.js';
 import { RolloutRecords } from './rollouts/rollout-records.js';
@@ -41,8 +42,18 @@ export interface ControlPlaneOptions {
   listen: string;
   /** /metrics listen address; port 0 picks a free one. */
   metricsListen: string;
-  /** NATS URL handed to agents at enrollment. */
+  /**
+   * NATS URL handed to agents at enrollment: servers only, never credentials (each device
+   * authenticates as itself with its fleet credential, through `natsAuth`).
+   */
   advertisedNatsUrl: string;
+  /**
+   * How devices get NATS identities of their own (required: without it a device could only get
+   * a shared one). The server's auth_callout `issuer` is the public key of `issuerSeed`;
+   * `system` is a connection of a system-account user, used to close the connections of a
+   * device that is revoked, deleted or moved to another class.
+   */
+  natsAuth: { issuerSeed: string; system: NatsConnection };
   heartbeatIntervalSeconds: number;
   credentialTtlSeconds: number;
   tls?: TlsFiles;
@@ -145,15 +156,44 @@ export async function startControlPlane(
   options: ControlPlaneOptions,
 ): Promise<RunningControlPlane> {
   const log = options.logger;
+  if (parseNatsUrl(options.advertisedNatsUrl).user !== undefined) {
+    throw new NatsAuthConfigError(
+      'the NATS URL advertised to devices carries credentials: every device would connect with ' +
+        'them. Advertise the servers only (EDGEFORGE_CP_ADVERTISED_NATS_URL=nats://host:4222); ' +
+        'devices authenticate with their own credential through the auth callout.',
+    );
+  }
   const thresholds = connectivityThresholds(options.heartbeatIntervalSeconds * 1000);
-  const credentialKey = await loadOrCreateSecret(`${options.dataDir}/credential.key`, 32);
-  const authority = new CredentialAuthority(credentialKey, options.credentialTtlSeconds);
-  const manifestKey = await loadOrCreateManifestKey(`${options.dataDir}/manifest-signing.pem`);
+  // Versioned credential and manifest keys (auth/fleet-keys.ts); rotated by AdminService.
+  const keys = await FleetKeys.open({
+    dataDir: options.dataDir,
+    credentialTtlSeconds: options.credentialTtlSeconds,
+    log,
+  });
+  const authority = keys.authority;
 
   const metrics = createControlPlaneMetrics();
+  const disconnector = new DeviceDisconnector(options.natsAuth.system, log);
   const registry = await DeviceRegistry.open(options.nats, {
     onConflict: () => metrics.registryConflicts.inc(),
+    // A revoked or deleted device loses NATS at once; a moved one reconnects with its new rights.
+    onChange: (deviceId, before, after) => {
+      if (!mustDisconnect(before, after)) return;
+      const why = !after ? 'deleted' : after.revokedAt ? 'revoked' : 'hardware class changed';
+      disconnector.disconnect(deviceId, why).catch((err: unknown) => {
+        log.error({ err, deviceId, why }, "cannot close the device's NATS connections");
+      });
+    },
   });
+  const natsAuth = new NatsAuthCallout({
+    nats: options.nats,
+    issuerSeed: options.natsAuth.issuerSeed,
+    authority,
+    record: (deviceId) => registry.get(deviceId),
+    logger: log,
+    onDecision: (outcome) => metrics.natsAuthorizations.inc({ outcome }),
+  });
+  natsAuth.start();
   metrics.trackFleet(registry, thresholds);
   await metrics.rollouts.watch(options.nats, log);
   const ctx = {
@@ -191,13 +231,13 @@ export async function startControlPlane(
       enrollmentToken: options.enrollmentToken,
       heartbeatIntervalSeconds: options.heartbeatIntervalSeconds,
       advertisedNatsUrl: options.advertisedNatsUrl,
-      manifestPublicKey: manifestKey.publicKeyRaw,
+      manifestKeys: keys,
       rolloutSignals,
     }),
   );
   server.addService(
     withRequestDecoding(AdminServiceService),
-    createAdminService(ctx, registry, thresholds, { temporal, records: rolloutRecords }),
+    createAdminService(ctx, registry, thresholds, { temporal, records: rolloutRecords }, keys),
   );
 
   const credentials = options.tls
@@ -216,6 +256,7 @@ export async function startControlPlane(
   } catch (err) {
     server.forceShutdown();
     await census.stop();
+    await natsAuth.stop();
     await metrics.rollouts.close();
     await registry.close();
     throw err;
@@ -245,6 +286,7 @@ export async function startControlPlane(
       await metricsServer.close();
       await rolloutSignals.drain();
       await census.stop();
+      await natsAuth.stop();
       await temporal.close();
       await metrics.rollouts.close();
       await registry.close();

@@ -1,6 +1,7 @@
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { connectNats } from '../../common/nats.js';
+import { connectNats, parseNatsUrl } from '../../common/nats.js';
 import { loadConnectionSettings } from '../../common/config.js';
 import { createLogger } from '../../common/logger.js';
 import { loadOrCreateToken } from '../../common/secrets.js';
@@ -12,6 +13,15 @@ const EnvSchema = z.object({
   EDGEFORGE_CP_METRICS_LISTEN: z.string().default(defaults.metricsListen),
   EDGEFORGE_CP_DATA_DIR: z.string().default(join(process.cwd(), '.edgeforge', 'control-plane')),
   EDGEFORGE_CP_ADVERTISED_NATS_URL: z.string().optional(),
+  /** The system-account user's URL (deploy/nats/accounts.conf): closes revoked devices' connections. */
+  EDGEFORGE_NATS_SYSTEM_URL: z.string({
+    error: 'required: a system-account NATS URL (deploy/nats/accounts.conf, user "system")',
+  }),
+  /** File holding the seed (SA…) of the auth callout issuer named in the NATS configuration. */
+  EDGEFORGE_NATS_CALLOUT_ISSUER_SEED_FILE: z.string({
+    error:
+      'required: devices get NATS identities of their own from the auth callout, signed with this seed',
+  }),
   EDGEFORGE_ENROLLMENT_TOKEN: z.string().min(16, 'use at least 16 characters').optional(),
   EDGEFORGE_ADMIN_TOKEN: z.string().min(16, 'use at least 16 characters').optional(),
   EDGEFORGE_HEARTBEAT_INTERVAL_SECONDS: z.coerce
@@ -47,14 +57,27 @@ async function main(): Promise<void> {
   }
   const log = createLogger('control-plane', settings.logLevel);
   const dataDir = env.EDGEFORGE_CP_DATA_DIR;
+  const issuerSeed = await readFile(env.EDGEFORGE_NATS_CALLOUT_ISSUER_SEED_FILE, 'utf8').catch(
+    (err: unknown) => {
+      throw new Error(
+        `cannot read EDGEFORGE_NATS_CALLOUT_ISSUER_SEED_FILE: ${(err as Error).message}`,
+      );
+    },
+  );
   const nats = await connectNats(settings.natsUrl, { name: 'edgeforge-control-plane' });
+  const system = await connectNats(env.EDGEFORGE_NATS_SYSTEM_URL, {
+    name: 'edgeforge-control-plane-system',
+  });
   const controlPlane = await startControlPlane({
     nats,
     dataDir,
     logger: log,
     listen: env.EDGEFORGE_CP_LISTEN,
     metricsListen: env.EDGEFORGE_CP_METRICS_LISTEN,
-    advertisedNatsUrl: env.EDGEFORGE_CP_ADVERTISED_NATS_URL ?? settings.natsUrl,
+    // By default the servers the control plane uses, without its credentials.
+    advertisedNatsUrl:
+      env.EDGEFORGE_CP_ADVERTISED_NATS_URL ?? parseNatsUrl(settings.natsUrl).servers.join(','),
+    natsAuth: { issuerSeed, system },
     enrollmentToken:
       env.EDGEFORGE_ENROLLMENT_TOKEN ??
       (await loadOrCreateToken(join(dataDir, 'enrollment-token'))),
@@ -80,7 +103,7 @@ async function main(): Promise<void> {
     log.info({ signal }, 'stopping');
     controlPlane
       .stop()
-      .then(() => nats.drain())
+      .then(() => Promise.all([nats.drain(), system.drain()]))
       .then(
         () => process.exit(0),
         (err: unknown) => {

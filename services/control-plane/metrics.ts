@@ -202,6 +202,12 @@ export function createControlPlaneMetrics(
       labelNames: ['kind'] as const,
       registers: [register],
     }),
+    natsAuthorizations: new Counter({
+      name: 'edgeforge_nats_authorizations_total',
+      help: 'Device NATS connections the auth callout allowed or refused',
+      labelNames: ['outcome'] as const,
+      registers: [register],
+    }),
     registryConflicts: new Counter({
       name: 'edgeforge_registry_cas_conflicts_total',
       help: 'Registry writes that lost a compare-and-swap race and were re-applied',

@@ -1,9 +1,9 @@
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { redactUrl } from '../../common/nats.js';
 import { REPO_ROOT, type Toolchain } from './toolchain.js';
 import { ManagedProcess, freePort } from './managed-process.js';
-import { startNatsServer } from './nats-server.js';
+import { startNatsServer, type RunningNatsServer } from './nats-server.js';
 import { startTemporalDevServer } from './temporal-dev-server.js';
 import { startGpuWorker } from './gpu-worker.js';
 import { startPrometheus } from './prometheus.js';
@@ -100,7 +100,7 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
       EDGEFORGE_CP_LISTEN: `127.0.0.1:${cpPort}`,
       EDGEFORGE_CP_METRICS_LISTEN: `127.0.0.1:${cpMetricsPort}`,
       EDGEFORGE_CP_DATA_DIR: controlPlaneDir,
-      EDGEFORGE_CP_ADVERTISED_NATS_URL: nats.agentUrl,
+      ...(await controlPlaneNatsEnvironment(nats, controlPlaneDir)),
     };
     const [controlPlane, gpuWorker, orchestrator] = await Promise.all([
       startNodeService(
@@ -170,6 +170,26 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
     await stopAll();
     throw err;
   }
+}
+
+/**
+ * What the control plane needs to give devices NATS identities on `nats`: the advertised URL
+ * (no credentials), the system user's URL and the callout issuer's seed, written into its data
+ * dir readable by this user only (a new server's seed replaces the last one's).
+ */
+export async function controlPlaneNatsEnvironment(
+  nats: RunningNatsServer,
+  controlPlaneDir: string,
+): Promise<Record<string, string>> {
+  const seedFile = join(controlPlaneDir, 'nats-callout-issuer.seed');
+  await mkdir(dirname(seedFile), { recursive: true });
+  await writeFile(seedFile, nats.secrets.calloutIssuerSeed, { mode: 0o600 });
+  await chmod(seedFile, 0o600);
+  return {
+    EDGEFORGE_CP_ADVERTISED_NATS_URL: nats.agentUrl,
+    EDGEFORGE_NATS_SYSTEM_URL: nats.systemUrl,
+    EDGEFORGE_NATS_CALLOUT_ISSUER_SEED_FILE: seedFile,
+  };
 }
 
 /** Runs one of our TypeScript entry points as its own process and waits for its ready line. */

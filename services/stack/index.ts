@@ -9,12 +9,20 @@ export {
   waitForTcp,
   type ManagedProcessOptions,
 } from './managed-process.js';
-export { startNatsServer, NATS_DEV_CONFIG, type RunningNatsServer } from './nats-server.js';
+export {
+  startNatsServer,
+  generateNatsServerSecrets,
+  natsServerEnvironment,
+  NATS_DEV_CONFIG,
+  type NatsServerSecrets,
+  type RunningNatsServer,
+} from './nats-server.js';
 export { startTemporalDevServer, type RunningTemporalDevServer } from './temporal-dev-server.js';
 export { startGpuWorker, GPU_WORKER_DIR } from './gpu-worker.js';
 export {
   startEmbeddedStack,
   startNodeService,
+  controlPlaneNatsEnvironment,
   type EmbeddedStack,
   type EmbeddedStackOptions,
   type StackEndpoints,

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { createAccount, fromSeed } from '@nats-io/nkeys';
 import { ManagedProcess } from './managed-process.js';
 
 export const NATS_DEV_CONFIG = fileURLToPath(
@@ -14,8 +15,8 @@ export interface NatsServerOptions {
   port?: number;
   configFile?: string;
   logFile?: string;
-  /** Keep the passwords across a restart on the same port; random otherwise. */
-  passwords?: { service: string; agent: string };
+  /** Keep the secrets across a restart on the same port; random otherwise. */
+  secrets?: NatsServerSecrets;
   /** This server's name (`--server_name`); nodes of a JetStream cluster need distinct ones. */
   serverName?: string;
   /** Run as a node of a cluster: its route port on 127.0.0.1 and the route URLs of every node. */
@@ -30,13 +31,38 @@ export interface NatsServerOptions {
   monitor?: boolean;
 }
 
+/**
+ * What deploy/nats/dev.conf reads from the environment: the central services' password, the
+ * system account's (the control plane closes revoked devices' connections through it) and the
+ * auth callout's issuer, whose seed the control plane signs devices' user JWTs with.
+ */
+export interface NatsServerSecrets {
+  servicePassword: string;
+  systemPassword: string;
+  /** An account nkey seed (`SA…`). */
+  calloutIssuerSeed: string;
+}
+
+export function generateNatsServerSecrets(): NatsServerSecrets {
+  return {
+    servicePassword: randomPassword(),
+    systemPassword: randomPassword(),
+    calloutIssuerSeed: new TextDecoder().decode(createAccount().getSeed()),
+  };
+}
+
 export interface RunningNatsServer {
   /** For the central services: credentials of the full-access user embedded. */
   url: string;
-  /** For edge agents: credentials of the read-only agent user embedded. */
+  /** For the control plane's system-account connection (closing device connections). */
+  systemUrl: string;
+  /**
+   * For edge agents: the server only. A device authenticates with its fleet credential and gets
+   * its own rights from the control plane's auth callout.
+   */
   agentUrl: string;
   port: number;
-  passwords: { service: string; agent: string };
+  secrets: NatsServerSecrets;
   /** http://127.0.0.1:PORT of the monitoring endpoints, with `monitor`. */
   monitorUrl: string | undefined;
   process: ManagedProcess;
@@ -46,11 +72,11 @@ export interface RunningNatsServer {
 /**
  * Starts nats-server with JetStream on 127.0.0.1 and waits until it accepts clients (a cluster
  * node: until it does; its JetStream may still be waiting for a meta leader). The users of
- * deploy/nats/dev.conf get fresh random passwords, which the returned URLs carry.
+ * deploy/nats/dev.conf get fresh random passwords (unless `secrets` is given), which the
+ * returned URLs carry.
  */
 export async function startNatsServer(options: NatsServerOptions): Promise<RunningNatsServer> {
-  const password = options.passwords?.service ?? randomPassword();
-  const agentPassword = options.passwords?.agent ?? randomPassword();
+  const secrets = options.secrets ?? generateNatsServerSecrets();
   const proc = new ManagedProcess({
     name: 'nats-server',
     command: options.binary,
@@ -78,8 +104,7 @@ export async function startNatsServer(options: NatsServerOptions): Promise<Runni
     ],
     env: {
       ...process.env,
-      EDGEFORGE_NATS_PASSWORD: password,
-      EDGEFORGE_NATS_AGENT_PASSWORD: agentPassword,
+      ...natsServerEnvironment(secrets),
     },
     logFile: options.logFile,
   });
@@ -94,10 +119,11 @@ export async function startNatsServer(options: NatsServerOptions): Promise<Runni
     await proc.waitForLine(/Server is ready/, 20_000);
     const port = Number(match[1]);
     return {
-      url: `nats://edgeforge:${password}@127.0.0.1:${port}`,
-      agentUrl: `nats://agent:${agentPassword}@127.0.0.1:${port}`,
+      url: `nats://edgeforge:${secrets.servicePassword}@127.0.0.1:${port}`,
+      systemUrl: `nats://system:${secrets.systemPassword}@127.0.0.1:${port}`,
+      agentUrl: `nats://127.0.0.1:${port}`,
       port,
-      passwords: { service: password, agent: agentPassword },
+      secrets,
       monitorUrl: monitor ? `http://127.0.0.1:${monitor[1]}` : undefined,
       process: proc,
       stop: () => proc.stop(),
@@ -106,6 +132,17 @@ export async function startNatsServer(options: NatsServerOptions): Promise<Runni
     await proc.stop();
     throw err;
   }
+}
+
+/** The variables deploy/nats/dev.conf reads. */
+export function natsServerEnvironment(secrets: NatsServerSecrets): Record<string, string> {
+  return {
+    EDGEFORGE_NATS_PASSWORD: secrets.servicePassword,
+    EDGEFORGE_NATS_SYSTEM_PASSWORD: secrets.systemPassword,
+    EDGEFORGE_NATS_CALLOUT_ISSUER: fromSeed(
+      new TextEncoder().encode(secrets.calloutIssuerSeed),
+    ).getPublicKey(),
+  };
 }
 
 /**

@@ -5,7 +5,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { connectNats } from '../../common/nats.js';
 import { loadToolchain, startNatsServer } from '../../services/stack/index.js';
 import { eventually, startTestAgent } from '../helpers/agents.js';
-import { startTestControlPlane } from '../helpers/control-plane.js';
+import { natsAuthOf, startTestControlPlane } from '../helpers/control-plane.js';
 import { TestOrchestrator } from '../helpers/distribution.js';
 import { npzBytes } from '../helpers/npz.js';
 import { hotFeatureClassifier, matchingHoldout } from '../helpers/onnx-models.js';
@@ -24,6 +24,7 @@ describe('an agent whose NATS server moved', () => {
     const serviceBefore = await connectNats(before.url, { name: 'control-plane-before' });
     const cp = await startTestControlPlane({
       nats: serviceBefore,
+      natsAuth: await natsAuthOf(before),
       advertisedNatsUrl: before.agentUrl,
     });
     const agent = await startTestAgent(cp.address, { cpuinfo: 'raspberry-pi-4' });
@@ -40,6 +41,7 @@ describe('an agent whose NATS server moved', () => {
     onTestFinished(() => service.close());
     const restarted = await cp.restart({
       nats: service,
+      natsAuth: await natsAuthOf(after),
       advertisedNatsUrl: after.agentUrl,
       listen: cp.address,
     });

@@ -8,7 +8,7 @@ import {
   startNatsServer,
   type RunningNatsServer,
 } from '../../services/stack/index.js';
-import { startTestControlPlane } from '../helpers/control-plane.js';
+import { natsAuthOf, startTestControlPlane } from '../helpers/control-plane.js';
 import { hotSample, infer, topClass, TestOrchestrator } from '../helpers/distribution.js';
 import { npzBytes } from '../helpers/npz.js';
 import { hotFeatureClassifier, matchingHoldout } from '../helpers/onnx-models.js';
@@ -42,8 +42,11 @@ async function bigDownloadOverSlowLink(downloadStallMs: number) {
   const service = await connectNats(nats.url, { name: 'orchestrator' });
   onTestFinished(() => service.close());
 
+  // The control plane lives on this server: its auth callout lets the agent in.
   const cp = await startTestControlPlane({
-    advertisedNatsUrl: `nats://agent:${encodeURIComponent(nats.passwords.agent)}@127.0.0.1:${link.port}`,
+    nats: service,
+    natsAuth: await natsAuthOf(nats),
+    advertisedNatsUrl: `nats://127.0.0.1:${link.port}`,
   });
   const orchestrator = await TestOrchestrator.open(service, cp.dataDir);
   const agent = await startTestAgent(
@@ -101,7 +104,7 @@ async function bigDownloadOverSlowLink(downloadStallMs: number) {
       sentAtKill = link.downstreamBytes;
     },
     async restartNats() {
-      nats = await startNatsServer({ ...options, port: nats.port, passwords: nats.passwords });
+      nats = await startNatsServer({ ...options, port: nats.port, secrets: nats.secrets });
     },
   };
 }

@@ -66,7 +66,7 @@ describe('an agent never runs a model it cannot trust', () => {
         variant: 'flipped',
         push: async () => {
           const { model, manifest } = candidate('flipped');
-          await orchestrator.upload(flipByte(model), manifest.model.name);
+          await orchestrator.upload(flipByte(model), manifest.model);
           return orchestrator.run(deviceId, 'r-flipped', orchestrator.sign(manifest));
         },
         expected: /^digest_mismatch: object .* has sha256 [0-9a-f]{64}; the manifest says/,
@@ -75,7 +75,7 @@ describe('an agent never runs a model it cannot trust', () => {
         variant: 'truncated',
         push: async () => {
           const { model, manifest } = candidate('truncated');
-          await orchestrator.upload(model.subarray(0, -1), manifest.model.name);
+          await orchestrator.upload(model.subarray(0, -1), manifest.model);
           return orchestrator.run(deviceId, 'r-truncated', orchestrator.sign(manifest));
         },
         expected: /^size_mismatch: object .* has \d+ bytes; the manifest says \d+/,
@@ -84,7 +84,7 @@ describe('an agent never runs a model it cannot trust', () => {
         variant: 'foreign-key',
         push: async () => {
           const { model, manifest } = candidate('foreign-key');
-          await orchestrator.upload(model, manifest.model.name);
+          await orchestrator.upload(model, manifest.model);
           const stranger = loadManifestKeyPair(generateManifestKeyPair().privateKeyPem);
           return orchestrator.run(deviceId, 'r-key', signManifest(manifest, stranger.privateKey));
         },

@@ -11,9 +11,9 @@ import { progressFileFor, type DownloadProgress } from '../../agent/download/par
 import { ModelStore } from '../../agent/models/model-store.js';
 import { NatsLink } from '../../agent/nats/nats-link.js';
 import { ManifestRefusedError, type ModelManifest } from '../../common/manifest.js';
-import { OBJECT_BUCKETS } from '../../common/names.js';
+import { IdentityStore } from '../../agent/identity/identity-store.js';
 import { startAgentProcess } from '../helpers/agent-process.js';
-import { eventually } from '../helpers/agents.js';
+import { eventually, startTestAgent } from '../helpers/agents.js';
 import { resetFleetState, startTestControlPlane } from '../helpers/control-plane.js';
 import { flipByte, TestOrchestrator } from '../helpers/distribution.js';
 import { testManifest } from '../helpers/manifests.js';
@@ -29,7 +29,7 @@ const PROTOCOL_SLACK_BYTES = 128 * 1024;
 const BACKOFF = { baseMs: 50, capMs: 500 };
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
-/** The run's read-only agent URL, through `proxy`. */
+/** The run's NATS server as agents are given it, through `proxy`. */
 function agentUrlVia(proxy: ThrottledProxy): string {
   return testStack().agentNatsUrl.replace(/:\d+$/, `:${proxy.port}`);
 }
@@ -47,16 +47,20 @@ function capturingLogger() {
 let models = 0;
 
 /**
- * A big ONNX model in the run's Object Store (a new one for each test), and the agent side of a
- * download as ModelService wires it: a data dir with its model store, a NATS link as the agent
- * user and a ModelFetcher, here without the rest of the agent so the test can reach in between
- * attempts.
+ * A big ONNX model in a class's release bucket (a new one for each test), and the agent side of
+ * a download as ModelService wires it: a data dir with its model store, a NATS link as an
+ * enrolled device of that class and a ModelFetcher, here without the rest of the agent so the
+ * test can reach in between attempts.
  */
 async function setUp() {
   const service = await testNats('orchestrator');
-  const objects = await new Objm(service).create(OBJECT_BUCKETS.models);
+  const cp = await startTestControlPlane();
+  // Enrolled by a real agent: its identity is what the link connects to NATS with.
+  const device = await startTestAgent(cp.address, { cpuinfo: 'raspberry-pi-4' });
+  const identity = (await new IdentityStore(device.options.dataDir).load())!;
   const model = hotFeatureClassifier({ ...BIG, scale: 30 + models++ });
-  const manifest = testManifest({ model, ...BIG, hardwareClasses: ['test'] });
+  const manifest = testManifest({ model, ...BIG, hardwareClasses: [identity.hardwareClass] });
+  const objects = await new Objm(service).create(manifest.model.bucket);
   await objects.putBlob({ name: manifest.model.name }, model);
   const slow = await startThrottledProxy(natsPort(), LINK_BYTES_PER_SECOND);
   onTestFinished(() => slow.close());
@@ -72,7 +76,13 @@ async function setUp() {
   /** What an agent process has: a link, a fetcher, and its logs and resumes. */
   async function agentSide(url: string) {
     const { logger, lines } = capturingLogger();
-    const link = new NatsLink({ url, name: 'resume-test-agent', backoff: BACKOFF, logger });
+    const link = new NatsLink({
+      url,
+      deviceId: identity.deviceId,
+      credential: () => identity.credential,
+      backoff: BACKOFF,
+      logger,
+    });
     onTestFinished(() => link.close());
     const resumes: DownloadResume[] = [];
     const failures: { attempt: number; error: string }[] = [];

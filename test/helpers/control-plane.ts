@@ -69,6 +69,10 @@ export async function startTestControlPlane(
     listen: '127.0.0.1:0',
     metricsListen: '127.0.0.1:0',
     advertisedNatsUrl: testStack().agentNatsUrl,
+    natsAuth: overrides.natsAuth ?? {
+      issuerSeed: testStack().calloutIssuerSeed,
+      system: await testNats('control-plane-system', testStack().systemNatsUrl),
+    },
     heartbeatIntervalSeconds: 1,
     credentialTtlSeconds: 3600,
     ...overrides,
@@ -86,6 +90,20 @@ export async function startTestControlPlane(
     dataDir: dir,
     nats,
     restart: (more = {}) => startTestControlPlane({ ...overrides, nats, ...more }, dir),
+  };
+}
+
+/**
+ * The `natsAuth` option for a control plane on `server` (a test's own nats-server or cluster,
+ * not the run's): its callout issuer and a system-account connection, closed after the test.
+ */
+export async function natsAuthOf(server: {
+  systemUrl: string;
+  secrets: { calloutIssuerSeed: string };
+}): Promise<ControlPlaneOptions['natsAuth']> {
+  return {
+    issuerSeed: server.secrets.calloutIssuerSeed,
+    system: await testNats('control-plane-system', server.systemUrl),
   };
 }
 

@@ -8,9 +8,10 @@ import {
   signManifest,
   type ManifestKeyPair,
   type ModelManifest,
+  type ObjectRef,
   type SignedManifest,
 } from '../../common/manifest.js';
-import { deviceDesiredKey, KV_BUCKETS, OBJECT_BUCKETS, trackKey } from '../../common/names.js';
+import { deviceDesiredKey, KV_BUCKETS, trackKey } from '../../common/names.js';
 import { bucketOptions, type NatsConnection } from '../../common/nats.js';
 import type { EdgeAgent } from '../../agent/index.js';
 import { testManifest, type TestManifestParts } from './manifests.js';
@@ -21,9 +22,11 @@ import { testManifest, type TestManifestParts } from './manifests.js';
  * NATS connection. Agents only ever read these.
  */
 export class TestOrchestrator {
+  readonly #buckets = new Map<string, Promise<ObjectStore>>();
+
   private constructor(
+    readonly nats: NatsConnection,
     readonly desired: KV,
-    readonly models: ObjectStore,
     readonly key: ManifestKeyPair,
   ) {}
 
@@ -31,15 +34,25 @@ export class TestOrchestrator {
   static async open(nats: NatsConnection, controlPlaneDataDir: string): Promise<TestOrchestrator> {
     const pem = await readFile(`${controlPlaneDataDir}/manifest-signing.pem`, 'utf8');
     return new TestOrchestrator(
+      nats,
       await new Kvm(nats).create(KV_BUCKETS.desiredState, bucketOptions()),
-      await new Objm(nats).create(OBJECT_BUCKETS.models, bucketOptions()),
       loadManifestKeyPair(pem),
     );
   }
 
-  /** Stores `bytes` under `name` in the models bucket. */
-  async upload(bytes: Uint8Array, name: string): Promise<void> {
-    await this.models.putBlob({ name }, bytes);
+  /** An object store bucket (a class's release bucket), created when missing. */
+  bucket(name: string): Promise<ObjectStore> {
+    let opened = this.#buckets.get(name);
+    if (!opened) {
+      opened = new Objm(this.nats).create(name, bucketOptions());
+      this.#buckets.set(name, opened);
+    }
+    return opened;
+  }
+
+  /** Stores `bytes` where `ref` says (a release bucket, under the manifest's object name). */
+  async upload(bytes: Uint8Array, ref: ObjectRef): Promise<void> {
+    await (await this.bucket(ref.bucket)).putBlob({ name: ref.name }, bytes);
   }
 
   sign(manifest: ModelManifest): SignedManifest {
@@ -49,8 +62,8 @@ export class TestOrchestrator {
   /** Uploads the model (and its holdout) as they are and returns the signed manifest. */
   async publish(parts: TestManifestParts): Promise<SignedManifest> {
     const manifest = testManifest(parts);
-    await this.upload(parts.model, manifest.model.name);
-    if (parts.holdout && manifest.holdout) await this.upload(parts.holdout, manifest.holdout.name);
+    await this.upload(parts.model, manifest.model);
+    if (parts.holdout && manifest.holdout) await this.upload(parts.holdout, manifest.holdout);
     return this.sign(manifest);
   }
 

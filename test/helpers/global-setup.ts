@@ -67,6 +67,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const stack: TestStack = {
     natsUrl: nats.url,
     agentNatsUrl: nats.agentUrl,
+    systemNatsUrl: nats.systemUrl,
+    calloutIssuerSeed: nats.secrets.calloutIssuerSeed,
     temporalAddress: temporal.address,
     logDir: dir,
   };

@@ -1,13 +1,18 @@
 import { createHash } from 'node:crypto';
-import { OBJECT_BUCKETS } from '../../common/names.js';
+import { releaseBucket } from '../../common/names.js';
 import { MANIFEST_SCHEMA, type ModelManifest, type ObjectRef } from '../../common/manifest.js';
 import { INPUT_NAME, OUTPUT_NAME } from './onnx-models.js';
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
-/** Where `bytes` would be in the models bucket under `name`. */
-function objectRef(bytes: Uint8Array, name = `test/${sha256(bytes)}`): ObjectRef {
-  return { bucket: OBJECT_BUCKETS.models, name, sha256: sha256(bytes), size: bytes.length };
+/** Where `bytes` would be, under `name`, in the release bucket of the class devices read. */
+function objectRef(
+  bytes: Uint8Array,
+  hardwareClass: string,
+  name = `test/${sha256(bytes)}`,
+): ObjectRef {
+  const bucket = releaseBucket(hardwareClass);
+  return { bucket, name, sha256: sha256(bytes), size: bytes.length };
 }
 
 export interface TestManifestParts {
@@ -41,13 +46,20 @@ export function testManifest(parts: TestManifestParts): ModelManifest {
     format: { name: parts.variant ?? 'fp32', options: {} },
     version: parts.version ?? 1,
     hardwareClasses: parts.hardwareClasses,
-    model: objectRef(parts.model),
+    model: objectRef(parts.model, releaseClass(parts)),
     opset: 17,
     inputs: [{ name: INPUT_NAME, elemType: 'float32', shape: ['N', ...sampleShape] }],
     outputs: [{ name: OUTPUT_NAME, elemType: 'float32', shape: ['N', parts.classes ?? 10] }],
     centralAccuracy: parts.centralAccuracy === undefined ? 1 : parts.centralAccuracy,
-    holdout: parts.holdout ? objectRef(parts.holdout) : null,
+    holdout: parts.holdout ? objectRef(parts.holdout, releaseClass(parts)) : null,
     createdAt: new Date().toISOString(),
     expiresAt: parts.expiresAt ?? new Date(Date.now() + 3_600_000).toISOString(),
   };
+}
+
+/** The class whose release bucket holds the files (a test manifest's first class). */
+function releaseClass(parts: TestManifestParts): string {
+  const [hardwareClass] = parts.hardwareClasses;
+  if (!hardwareClass) throw new Error('a test manifest needs a hardware class');
+  return hardwareClass;
 }

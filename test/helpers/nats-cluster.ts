@@ -4,8 +4,10 @@ import { randomBytes } from 'node:crypto';
 import { onTestFinished } from 'vitest';
 import {
   freePort,
+  generateNatsServerSecrets,
   loadToolchain,
   startNatsServer,
+  type NatsServerSecrets,
   type RunningNatsServer,
 } from '../../services/stack/index.js';
 import { eventually } from './agents.js';
@@ -43,8 +45,12 @@ export interface TestNatsCluster {
   dir: string;
   /** Full-access (service) user, every node: `nats://edgeforge:…@127.0.0.1:A,127.0.0.1:B,…`. */
   url: string;
-  /** Read-only agent user, every node. */
+  /** Every node, no credentials: what agents are given (they bring their own credential). */
   agentUrl: string;
+  /** The system-account user, every node. */
+  systemUrl: string;
+  /** Every node's secrets (the same): the callout issuer seed for the control plane. */
+  secrets: NatsServerSecrets;
   /** The service URL of one node only. */
   nodeUrl(index: number): string;
   /** Resolves once every running node agrees on a JetStream meta leader; returns its name. */
@@ -104,11 +110,7 @@ async function startOnce(options: NatsClusterOptions): Promise<TestNatsCluster> 
   const dir =
     options.dir ?? join(testStack().logDir, `nats-cluster-${randomBytes(4).toString('hex')}`);
   const clusterName = `edgeforge-test-${randomBytes(3).toString('hex')}`;
-  // A letter first: nats-server reads an environment value starting with a digit as a number.
-  const passwords = {
-    service: `p${randomBytes(18).toString('hex')}`,
-    agent: `p${randomBytes(18).toString('hex')}`,
-  };
+  const secrets = generateNatsServerSecrets();
   const routePorts: number[] = [];
   while (routePorts.length < size) {
     const port = await freePort();
@@ -129,7 +131,7 @@ async function startOnce(options: NatsClusterOptions): Promise<TestNatsCluster> 
       binary,
       storeDir: node.storeDir,
       port: node.clientPort,
-      passwords,
+      secrets,
       serverName: node.name,
       cluster: { name: clusterName, port: node.routePort, routes },
       monitor: true,
@@ -176,10 +178,12 @@ async function startOnce(options: NatsClusterOptions): Promise<TestNatsCluster> 
   const cluster: TestNatsCluster = {
     nodes,
     dir,
-    url: `nats://edgeforge:${passwords.service}@${hosts}`,
-    agentUrl: `nats://agent:${passwords.agent}@${hosts}`,
+    url: `nats://edgeforge:${secrets.servicePassword}@${hosts}`,
+    agentUrl: `nats://${hosts}`,
+    systemUrl: `nats://system:${secrets.systemPassword}@${hosts}`,
+    secrets,
     nodeUrl: (index) =>
-      `nats://edgeforge:${passwords.service}@127.0.0.1:${nodes[index]!.clientPort}`,
+      `nats://edgeforge:${secrets.servicePassword}@127.0.0.1:${nodes[index]!.clientPort}`,
     waitForMetaLeader,
     indexOf(name) {
       const index = nodes.findIndex((node) => node.name === name);

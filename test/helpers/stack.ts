@@ -8,8 +8,12 @@ import { connectNats, type NatsConnection } from '../../common/nats.js';
 export interface TestStack {
   /** Full-access NATS user (what the central services use). */
   natsUrl: string;
-  /** Read-only agent NATS user (what the control plane hands to agents). */
+  /** The server only (what the control plane hands to agents: they bring their credential). */
   agentNatsUrl: string;
+  /** The system-account user (the control plane closes devices' connections with it). */
+  systemNatsUrl: string;
+  /** Seed of the auth callout issuer the server trusts (the control plane signs with it). */
+  calloutIssuerSeed: string;
   temporalAddress: string;
   logDir: string;
 }

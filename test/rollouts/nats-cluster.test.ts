@@ -21,7 +21,7 @@ import {
   startTemporalDevServer,
 } from '../../services/stack/index.js';
 import { eventually, startTestAgent } from '../helpers/agents.js';
-import { startTestControlPlane } from '../helpers/control-plane.js';
+import { natsAuthOf, startTestControlPlane } from '../helpers/control-plane.js';
 import { servedModel } from '../helpers/distribution.js';
 import { startTestNatsCluster } from '../helpers/nats-cluster.js';
 import { startRolloutWorker, statusWhen, tinySpec } from '../helpers/rollouts.js';
@@ -92,6 +92,7 @@ describe('a rollout on a three-node NATS cluster', () => {
       const cp = await startTestControlPlane({
         nats: await testNats('control-plane', cluster.url),
         advertisedNatsUrl: cluster.agentUrl,
+        natsAuth: await natsAuthOf(cluster),
         temporal: { address: temporal.address, namespace: 'default' },
       });
       const orchestrator = await startRolloutWorker(cp, {

@@ -1,4 +1,4 @@
-import type { ManifestKeyPair } from '../../common/manifest.js';
+import type { ManifestSigningKey } from '../../common/manifest-key-set.js';
 import type { NatsConnection } from '../../common/nats.js';
 import { createCensusActivities } from './census.js';
 import { createFleetActivities } from './fleet.js';
@@ -9,8 +9,11 @@ import { createRecordActivities } from './records.js';
 
 export interface OrchestratorDependencies {
   nats: NatsConnection;
-  /** The fleet's manifest signing key (the control plane creates it; see docs/architecture.md). */
-  manifestKey: ManifestKeyPair;
+  /**
+   * The fleet's manifest signing key (the control plane creates it; see docs/architecture.md):
+   * fixed, or read from the key set at each signing so that a rotation takes effect at once.
+   */
+  manifestKey: ManifestSigningKey;
   /** A device heard from within this long counts as online; default 60 s. */
   onlineWithinMs?: number;
   /** How often waiting activities read the census or the canaries again; default 1 s. */

@@ -1,8 +1,22 @@
+import type { KeyObject } from 'node:crypto';
 import { Kvm, type KV } from '@nats-io/kv';
+import { Objm, type ObjectStore } from '@nats-io/obj';
 import { COHORTS } from '../../common/cohorts.js';
 import type { DesiredState, RunModel } from '../../common/desired-state.js';
-import { signManifest, type ManifestKeyPair, type SignedManifest } from '../../common/manifest.js';
-import { deviceDesiredKey, KV_BUCKETS, trackKey, trackSnapshotKey } from '../../common/names.js';
+import { signingKeyNow, type ManifestSigningKey } from '../../common/manifest-key-set.js';
+import {
+  signManifest,
+  type ModelManifest,
+  type ObjectRef,
+  type SignedManifest,
+} from '../../common/manifest.js';
+import {
+  deviceDesiredKey,
+  KV_BUCKETS,
+  OBJECT_BUCKETS,
+  trackKey,
+  trackSnapshotKey,
+} from '../../common/names.js';
 import {
   bucketOptions,
   onceSucceeded,
@@ -18,18 +32,63 @@ interface TrackSnapshot {
 }
 
 /**
- * Publishing: signs manifests with the fleet key and writes desired state: release tracks (per
+ * Publishing: releases models to their class (copies them into its release bucket, the only
+ * one its devices may read), signs manifests with the fleet key and writes desired state: release tracks (per
  * class and cohort) and the few devices' own entries (canaries). Every activity here is
  * idempotent, so Temporal may retry any of them: signing is deterministic (ed25519), writing a
  * value twice leaves the same value, and the bulk ones resume from their heartbeat's checkpoint.
  */
-export function createPublishingActivities(nats: NatsConnection, key: ManifestKeyPair) {
+export function createPublishingActivities(nats: NatsConnection, key: ManifestSigningKey) {
   const desiredBucket = onceSucceeded(() =>
     new Kvm(nats).create(KV_BUCKETS.desiredState, bucketOptions()),
   );
   const rolloutsBucket = onceSucceeded(() =>
     new Kvm(nats).create(KV_BUCKETS.rollouts, bucketOptions({ history: 1 })),
   );
+  const modelsBucket = onceSucceeded(() =>
+    new Objm(nats).create(OBJECT_BUCKETS.models, bucketOptions()),
+  );
+  const releaseBuckets = new Map<string, () => Promise<ObjectStore>>();
+  const releaseStore = (bucket: string) => {
+    let open = releaseBuckets.get(bucket);
+    if (!open) {
+      open = onceSucceeded(() => new Objm(nats).create(bucket, bucketOptions()));
+      releaseBuckets.set(bucket, open);
+    }
+    return open();
+  };
+
+  /**
+   * Copies one file of a manifest from the models bucket into the release bucket it names, unless
+   * it is there already with the same content (a retried activity, a second rollout of it).
+   */
+  const release = async (ref: ObjectRef) => {
+    const [source, target] = [await modelsBucket(), await releaseStore(ref.bucket)];
+    const [have, info] = await Promise.all([target.info(ref.name), source.info(ref.name)]);
+    if (have && !have.deleted && have.size === ref.size && info && have.digest === info.digest) {
+      return;
+    }
+    const object = await source.get(ref.name);
+    if (!object || !info || info.deleted) {
+      throw new Error(`cannot release ${ref.name}: it is not in ${OBJECT_BUCKETS.models}`);
+    }
+    // A heartbeat per chunk (the SDK throttles them): a big model takes longer than the
+    // heartbeat timeout to copy.
+    const copying = new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, out) {
+        heartbeat();
+        out.enqueue(chunk);
+      },
+    });
+    await target.put({ name: ref.name }, object.data.pipeThrough(copying));
+    const failed = await object.error;
+    if (failed) throw failed;
+  };
+  const releaseFiles = async (manifest: ModelManifest) => {
+    await release(manifest.model);
+    if (manifest.holdout) await release(manifest.holdout);
+  };
+
   const readState = async (kv: KV, k: string) => {
     const entry = await kv.get(k);
     return entry?.operation === 'PUT' ? entry.json<DesiredState>() : null;
@@ -53,10 +112,16 @@ export function createPublishingActivities(nats: NatsConnection, key: ManifestKe
   };
 
   return {
-    signManifests(input: { manifests: ManifestParts[] }): Promise<SignedManifest[]> {
-      return Promise.resolve(
-        input.manifests.map((parts) => signManifest(toModelManifest(parts), key.privateKey)),
-      );
+    /**
+     * Releases each manifest's files to its class and signs it. Signed only once its files are
+     * where its devices read them: a device never gets a manifest it cannot download.
+     */
+    async signManifests(input: { manifests: ManifestParts[] }): Promise<SignedManifest[]> {
+      const manifests = input.manifests.map(toModelManifest);
+      for (const manifest of manifests) await releaseFiles(manifest);
+      // The current key, read when it changed: a rotation takes effect from the next signing.
+      const { privateKey } = await signingKeyNow(key);
+      return manifests.map((manifest) => signManifest(manifest, privateKey));
     },
 
     /**
@@ -113,9 +178,10 @@ export function createPublishingActivities(nats: NatsConnection, key: ManifestKe
       const saved = await rec.get(trackSnapshotKey(input.rolloutId, input.hardwareClass));
       const snapshot =
         saved?.operation === 'PUT' ? saved.json<TrackSnapshot>() : { tracks: [] as null[] };
+      const { privateKey } = await signingKeyNow(key);
       const states = input.cohorts.map((c) => {
         const previous = snapshot.tracks[c] ?? null;
-        return previous ? resign(previous, input) : null;
+        return previous ? resign(previous, input, privateKey) : null;
       });
       await writeAll(
         input.cohorts.map((c) => trackKey(input.hardwareClass, c)),
@@ -145,6 +211,7 @@ export function createPublishingActivities(nats: NatsConnection, key: ManifestKe
   function resign(
     previous: RunModel,
     input: { rolloutId: string; version: number; expiresAt: string },
+    privateKey: KeyObject,
   ): RunModel {
     const { version, expiresAt, rolloutId } = input;
     return {
@@ -152,7 +219,7 @@ export function createPublishingActivities(nats: NatsConnection, key: ManifestKe
       rolloutId,
       model: signManifest(
         { ...previous.model.manifest, rolloutId, version, expiresAt },
-        key.privateKey,
+        privateKey,
       ),
       issuedAt: new Date().toISOString(),
     };

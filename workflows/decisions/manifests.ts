@@ -1,5 +1,5 @@
-import { MANIFEST_SCHEMA, type ModelManifest, type ObjectRef } from '../../common/manifest.js';
-import { OBJECT_BUCKETS } from '../../common/names.js';
+import { MANIFEST_SCHEMA, type ModelManifest } from '../../common/manifest.js';
+import { releaseBucket } from '../../common/names.js';
 import type { StoredObject, UnsignedManifest } from '../../common/gpu-contracts.js';
 
 /**
@@ -13,7 +13,8 @@ export interface ManifestParts {
   unsigned: UnsignedManifest;
   /** The holdout bundle as stored (the unsigned manifest names it without its size). */
   holdout: StoredObject | null;
-  hardwareClasses: string[];
+  /** The one class it is released to: its files are in that class's release bucket. */
+  hardwareClasses: [string];
   version: number;
   /** ISO time after which devices refuse it. */
   expiresAt: string;
@@ -21,6 +22,7 @@ export interface ManifestParts {
 
 export function toModelManifest(parts: ManifestParts): ModelManifest {
   const u = parts.unsigned;
+  const bucket = releaseBucket(parts.hardwareClasses[0]);
   if (parts.holdout && parts.holdout.sha256 !== u.holdout.sha256) {
     throw new Error(
       `holdout ${parts.holdout.name} has sha256 ${parts.holdout.sha256}, the manifest of ` +
@@ -35,21 +37,22 @@ export function toModelManifest(parts: ManifestParts): ModelManifest {
     format: { name: u.variant.format, options: formatOptions(u.variant.options) },
     version: parts.version,
     hardwareClasses: parts.hardwareClasses,
-    model: objectRef(u.object_name, u.sha256, u.size_bytes),
+    model: { bucket, name: u.object_name, sha256: u.sha256, size: u.size_bytes },
     opset: u.opset,
     inputs: u.inputs.map((t) => ({ name: t.name, elemType: t.dtype, shape: t.shape })),
     outputs: u.outputs.map((t) => ({ name: t.name, elemType: t.dtype, shape: t.shape })),
     centralAccuracy: u.central_accuracy,
     holdout: parts.holdout
-      ? objectRef(parts.holdout.name, parts.holdout.sha256, parts.holdout.size_bytes)
+      ? {
+          bucket,
+          name: parts.holdout.name,
+          sha256: parts.holdout.sha256,
+          size: parts.holdout.size_bytes,
+        }
       : null,
     createdAt: u.created_at,
     expiresAt: parts.expiresAt,
   };
-}
-
-function objectRef(name: string, sha256: string, size: number): ObjectRef {
-  return { bucket: OBJECT_BUCKETS.models, name, sha256, size };
 }
 
 /** Manifest options are flat scalars: lists become comma-separated, nulls are left out. */

@@ -37,6 +37,9 @@ export const REQUEST_FIELDS: Record<string, Record<number, FieldSpec>> = {
     2: { name: 'device_name' },
     3: { name: 'profile', message: 'edgeforge.v1.HardwareProfile' },
     4: { name: 'agent_version' },
+    5: { name: 'device_public_key' },
+    6: { name: 'key_signature' },
+    7: { name: 'signed_at_unix_ms', int: 'int64' },
   },
   'edgeforge.v1.HardwareProfile': {
     1: { name: 'arch' },
@@ -141,6 +144,22 @@ export const REQUEST_FIELDS: Record<string, Record<number, FieldSpec>> = {
   },
   'edgeforge.v1.DeleteDeviceRequest': {
     1: { name: 'device_id' },
+  },
+  'edgeforge.v1.RotateManifestKeyRequest': {
+    1: { name: 'grace_hours' },
+    2: { name: 'retire_previous_key' },
+  },
+  'edgeforge.v1.RotateCredentialKeyRequest': {},
+  'edgeforge.v1.ListPendingEnrollmentsRequest': {},
+  'edgeforge.v1.ApprovePendingEnrollmentRequest': {
+    1: { name: 'pending_id' },
+  },
+  'edgeforge.v1.RejectPendingEnrollmentRequest': {
+    1: { name: 'pending_id' },
+  },
+  'edgeforge.v1.CreateEnrollmentTokenRequest': {
+    1: { name: 'device_name' },
+    2: { name: 'ttl_seconds' },
   },
 };
 

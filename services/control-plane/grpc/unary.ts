@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { status, type handleUnaryCall, type Metadata, type ServerUnaryCall } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { AUTHORIZATION_METADATA_KEY } from '../../../common/fleet-api.js';
@@ -61,6 +62,7 @@ export function unary<Req, Res>(
         // A request whose bytes did not decode (see withRequestDecoding): refused by field.
         const undecodable = decodeFailure(call.request);
         if (undecodable) throw undecodable;
+        checkClientCertificate(call, caller);
         const response = await handler(call.request, caller, log);
         finish(status.OK);
         return [null, response];
@@ -132,3 +134,62 @@ function isDeviceCredential(ctx: UnaryContext, token: string): boolean {
     return false;
   }
 }
+
+/**
+ * With mTLS (EDGEFORGE_CP_TLS_CLIENT_CA) a device calls with a certificate of its own: its
+ * subject CN names the device, by its device id (`d-…`) or by the device name it enrolls with,
+ * which a factory PKI can write into the certificate before the device has an id (the id is
+ * the name's hash). A device call must present the certificate of the device its credential
+ * is for, and an Enroll (no id yet) one for the name it enrolls, so that a stolen credential or
+ * one device's certificate cannot act as another device. Admin calls are not checked: the admin
+ * credential is the proof. Without mTLS, grpc-js reports no peer certificate and nothing is
+ * checked (the server requested none).
+ */
+function checkClientCertificate(call: ServerUnaryCall<unknown, unknown>, caller: Caller): void {
+  const certificate = call.getAuthContext().sslPeerCertificate;
+  if (!certificate || caller.role === 'admin') return;
+  let expected: string;
+  let what: string;
+  if (caller.role === 'device') {
+    expected = caller.claims.deviceId;
+    what = `the credential is device ${expected}'s`;
+  } else {
+    // Of the calls open to anyone, Enroll names the device (an empty name is refused by field).
+    const name = (call.request as { deviceName?: unknown } | null)?.deviceName;
+    if (typeof name !== 'string' || name === '') return;
+    expected = deviceIdOfName(name);
+    what = `the request enrolls ${JSON.stringify(name)} (device ${expected})`;
+  }
+  const cn = commonName(certificate.subject?.CN);
+  if (cn === undefined) {
+    throw new PermissionDeniedError(
+      `the client certificate has no subject CN, but ${what}: a device's certificate names it ` +
+        'in its CN (device id or device name)',
+      { context: { deviceId: expected } },
+    );
+  }
+  const named = DEVICE_ID.test(cn) ? cn : deviceIdOfName(cn);
+  if (named !== expected) {
+    throw new PermissionDeniedError(
+      `the client certificate is for ${JSON.stringify(cn)} (device ${named}), but ${what}: ` +
+        'each device calls with its own certificate (subject CN = its device id or device name)',
+      { context: { deviceId: expected } },
+    );
+  }
+}
+
+/** A CN as Node reports it: a string, or an array when the subject repeats it (refused). */
+function commonName(cn: string | string[] | undefined): string | undefined {
+  return typeof cn === 'string' && cn !== '' ? cn : undefined;
+}
+
+const DEVICE_ID = /^d-[0-9a-f]{20}$/;
+
+/**
+ * The device id of a device name: fleet-service.ts `deviceIdFor`, which imports this module (so
+ * importing it here would be a cycle). test/fleet/tls.test.ts checks that the two agree.
+ */
+export function deviceIdOfName(deviceName: string): string {
+  return `d-${createHash('sha256').update(deviceName).digest('hex').slice(0, 20)}`;
+}
+

@@ -1,3 +1,4 @@
+import { generateKeyPairSync, sign } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -16,12 +17,16 @@ import type {
   Accelerator_Kind,
   HardwareProfile as ProtoHardwareProfile,
 } from '../../../proto/gen/edgeforge/v1/hardware.pb.js';
+import { enrollProofMessage } from '../registry/device-key.js';
 import { InvalidArgumentError } from './errors.js';
 import {
+  MAX_ENROLL_SKEW_MS,
   protoFieldPath,
+  validateCreateEnrollmentToken,
   validateEnroll,
   validateHeartbeat,
   validateLatencyHistogram,
+  validatePendingId,
   validateReportBenchmark,
 } from './validation.js';
 
@@ -295,5 +300,161 @@ describe('request validation', () => {
         }),
       ).field,
     ).toBe('latency.round_p95_ms[1]');
+  });
+});
+
+describe('device key at Enroll', () => {
+  const NOW = Date.parse('2026-01-01T00:00:00Z');
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x!, 'base64url');
+  /** A request signed as the agent signs it, at `signedAt`, with `changes` after signing. */
+  const signed = (signedAt = NOW, changes: Partial<EnrollRequest> = {}): EnrollRequest => {
+    const base = {
+      enrollmentToken: 'token',
+      deviceName: 'pi-kitchen',
+      profile: PROFILE,
+      agentVersion: '0.1.0',
+    };
+    const message = enrollProofMessage({ ...base, signedAtUnixMs: signedAt });
+    return {
+      ...base,
+      devicePublicKey: raw,
+      keySignature: sign(null, message, privateKey),
+      signedAtUnixMs: signedAt,
+      ...changes,
+    };
+  };
+
+  it('takes a key with a signature over this request, and an agent without a key as before', () => {
+    expect(validateEnroll(signed(), NOW).deviceKey).toEqual({
+      publicKey: raw.toString('base64'),
+      signedAtUnixMs: NOW,
+    });
+    expect(validateEnroll(signed(NOW - MAX_ENROLL_SKEW_MS), NOW).deviceKey).not.toBeNull();
+    expect(validateEnroll(signed(NOW + MAX_ENROLL_SKEW_MS), NOW).deviceKey).not.toBeNull();
+    expect(enroll({}).deviceKey).toBeNull();
+  });
+
+  const bad: [string, () => EnrollRequest, string, RegExp][] = [
+    [
+      'a 31-byte key',
+      () => signed(NOW, { devicePublicKey: raw.subarray(0, 31) }),
+      'device_public_key',
+      /is 31 bytes; expected a raw 32-byte ed25519 public key/,
+    ],
+    [
+      'a key without a signature',
+      () => signed(NOW, { keySignature: undefined }),
+      'key_signature',
+      /is required with device_public_key/,
+    ],
+    [
+      'a 63-byte signature',
+      () => signed(NOW, { keySignature: Buffer.alloc(63) }),
+      'key_signature',
+      /is 63 bytes; expected a 64-byte/,
+    ],
+    [
+      "another key's signature",
+      () =>
+        signed(NOW, {
+          devicePublicKey: Buffer.from(
+            generateKeyPairSync('ed25519').publicKey.export({ format: 'jwk' }).x!,
+            'base64url',
+          ),
+        }),
+      'key_signature',
+      /does not verify with device_public_key/,
+    ],
+    [
+      'a signature for another name',
+      () => signed(NOW, { deviceName: 'pi-garage' }),
+      'key_signature',
+      /does not verify/,
+    ],
+    [
+      'a signature made with another token',
+      () => signed(NOW, { enrollmentToken: 'stolen-token' }),
+      'key_signature',
+      /does not verify/,
+    ],
+    [
+      'a signature for another time',
+      () => signed(NOW, { signedAtUnixMs: NOW + 1 }),
+      'key_signature',
+      /does not verify/,
+    ],
+    [
+      'a request signed 6 minutes ago',
+      () => signed(NOW - 6 * 60_000),
+      'signed_at_unix_ms',
+      /360 s behind the control plane's clock .*at most 300 s either way/,
+    ],
+    [
+      'a request signed in the far future',
+      () => signed(NOW, { signedAtUnixMs: Number.MAX_SAFE_INTEGER }),
+      'signed_at_unix_ms',
+      /^signed_at_unix_ms: is 9007199254740991, .* ahead of/,
+    ],
+    [
+      'a negative time',
+      () => signed(NOW, { signedAtUnixMs: -5 }),
+      'signed_at_unix_ms',
+      /expected an integer from 1/,
+    ],
+    [
+      'a key without a time',
+      () => signed(NOW, { signedAtUnixMs: 0 }),
+      'signed_at_unix_ms',
+      /required/,
+    ],
+    [
+      'a signature without a key',
+      () => signed(NOW, { devicePublicKey: undefined }),
+      'device_public_key',
+      /is required with key_signature/,
+    ],
+    [
+      'a time without a key',
+      () => ({ ...signed(NOW), devicePublicKey: Buffer.alloc(0), keySignature: Buffer.alloc(0) }),
+      'device_public_key',
+      /is required with signed_at_unix_ms/,
+    ],
+  ];
+  it.each(bad)('refuses %s, naming the field', (_what, request, field, problem) => {
+    const err = refusal(() => validateEnroll(request(), NOW));
+    expect(err.field).toBe(field);
+    expect(err.message).toMatch(new RegExp(`^${field}: `));
+    expect(err.message).toMatch(problem);
+  });
+});
+
+describe('enrolment admin requests', () => {
+  it('takes pending ids as ListPendingEnrollments gives them', () => {
+    expect(validatePendingId('d-0123456789abcdef0123.0011223344556677')).toBe(
+      'd-0123456789abcdef0123.0011223344556677',
+    );
+    expect(refusal(() => validatePendingId('')).message).toBe('pending_id: is required');
+    expect(refusal(() => validatePendingId('d-1.zz\n')).message).toMatch(
+      /^pending_id: is "d-1.zz\\n"; expected an id as `edgeforge fleet pending` lists them/,
+    );
+  });
+
+  it('makes one-time tokens for a device name, for 1 s to 7 days (1 h by default)', () => {
+    expect(validateCreateEnrollmentToken({ deviceName: 'pi-kitchen', ttlSeconds: 0 })).toEqual({
+      deviceName: 'pi-kitchen',
+      ttlSeconds: 3600,
+    });
+    expect(
+      validateCreateEnrollmentToken({ deviceName: 'pi-kitchen', ttlSeconds: 7 * 86400 }).ttlSeconds,
+    ).toBe(7 * 86400);
+    expect(
+      refusal(() =>
+        validateCreateEnrollmentToken({ deviceName: 'pi-kitchen', ttlSeconds: 7 * 86400 + 1 }),
+      ).field,
+    ).toBe('ttl_seconds');
+    expect(
+      refusal(() => validateCreateEnrollmentToken({ deviceName: 'a b', ttlSeconds: 0 })).field,
+    ).toBe('device_name');
   });
 });

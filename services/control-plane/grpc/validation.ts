@@ -18,7 +18,12 @@ import {
   type ReportBenchmarkRequest,
   type ReportStatusRequest,
 } from '../../../proto/gen/edgeforge/v1/fleet.pb.js';
-import type { ListDevicesRequest } from '../../../proto/gen/edgeforge/v1/admin.pb.js';
+import type {
+  CreateEnrollmentTokenRequest,
+  ListDevicesRequest,
+} from '../../../proto/gen/edgeforge/v1/admin.pb.js';
+import { verifyEnrollProof } from '../registry/device-key.js';
+import { DEFAULT_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS } from '../registry/enrollment-store.js';
 import { InvalidArgumentError } from './errors.js';
 
 // Every request field is checked here before any handler logic runs; a failure names the field,
@@ -172,12 +177,86 @@ function profile(field: string, value: ProtoHardwareProfile | undefined): Hardwa
   return checked;
 }
 
-export function validateEnroll(req: EnrollRequest) {
+/** How far signed_at_unix_ms may be from the control plane's clock, either way. */
+export const MAX_ENROLL_SKEW_MS = 5 * 60 * 1000;
+
+/** A time in ms as a message shows it: ISO 8601 where a Date holds it. */
+function showTime(ms: number): string {
+  return Math.abs(ms) <= 8.64e15 ? `${ms} (${new Date(ms).toISOString()})` : String(ms);
+}
+
+/**
+ * The device key and its proof of possession (fleet.proto, EnrollRequest fields 5 to 7): null
+ * when the request has none (an agent from before device keys); otherwise a 32-byte key, a
+ * 64-byte signature that verifies over this request's name, time and token, and a time within
+ * MAX_ENROLL_SKEW_MS of `nowMs`.
+ */
+function deviceKey(
+  req: EnrollRequest,
+  deviceName: string,
+  enrollmentToken: string,
+  nowMs: number,
+): { publicKey: string; signedAtUnixMs: number } | null {
+  const key = req.devicePublicKey ?? Buffer.alloc(0);
+  const signature = req.keySignature ?? Buffer.alloc(0);
+  const signedAt = req.signedAtUnixMs ?? 0;
+  if (key.length === 0) {
+    if (signature.length > 0) {
+      throw new InvalidArgumentError('device_public_key', 'is required with key_signature');
+    }
+    if (signedAt !== 0) {
+      throw new InvalidArgumentError('device_public_key', 'is required with signed_at_unix_ms');
+    }
+    return null;
+  }
+  if (key.length !== 32) {
+    throw new InvalidArgumentError(
+      'device_public_key',
+      `is ${key.length} bytes; expected a raw 32-byte ed25519 public key`,
+    );
+  }
+  if (signature.length !== 64) {
+    throw new InvalidArgumentError(
+      'key_signature',
+      signature.length === 0
+        ? 'is required with device_public_key'
+        : `is ${signature.length} bytes; expected a 64-byte ed25519 signature`,
+    );
+  }
+  if (signedAt === 0) {
+    throw new InvalidArgumentError('signed_at_unix_ms', 'is required with device_public_key');
+  }
+  integer('signed_at_unix_ms', signedAt, 1, Number.MAX_SAFE_INTEGER);
+  const skew = signedAt - nowMs;
+  if (Math.abs(skew) > MAX_ENROLL_SKEW_MS) {
+    throw new InvalidArgumentError(
+      'signed_at_unix_ms',
+      `is ${showTime(signedAt)}, ${Math.round(Math.abs(skew) / 1000)} s ` +
+        `${skew > 0 ? 'ahead of' : 'behind'} the control plane's clock (${showTime(nowMs)}); ` +
+        `at most ${MAX_ENROLL_SKEW_MS / 1000} s either way: set the device's clock (NTP)`,
+    );
+  }
+  if (
+    !verifyEnrollProof(key, signature, { deviceName, signedAtUnixMs: signedAt, enrollmentToken })
+  ) {
+    throw new InvalidArgumentError(
+      'key_signature',
+      "does not verify with device_public_key over this request's device_name, " +
+        'signed_at_unix_ms and enrollment_token (the proof string in fleet.proto)',
+    );
+  }
+  return { publicKey: Buffer.from(key).toString('base64'), signedAtUnixMs: signedAt };
+}
+
+export function validateEnroll(req: EnrollRequest, nowMs: number = Date.now()) {
+  const enrollmentToken = text('enrollment_token', req.enrollmentToken, 512);
+  const deviceName = text('device_name', req.deviceName, 128, ID);
   return {
-    enrollmentToken: text('enrollment_token', req.enrollmentToken, 512),
-    deviceName: text('device_name', req.deviceName, 128, ID),
+    enrollmentToken,
+    deviceName,
     profile: profile('profile', req.profile),
     agentVersion: text('agent_version', req.agentVersion, 64, VERSION),
+    deviceKey: deviceKey(req, deviceName, enrollmentToken, nowMs),
   };
 }
 
@@ -320,5 +399,29 @@ export function validateListDevices(req: ListDevicesRequest) {
     hardwareClass: req.hardwareClass ? text('hardware_class', req.hardwareClass, 128, ID) : '',
     pageSize: req.pageSize || 100,
     pageToken: req.pageToken ? text('page_token', req.pageToken, 256, /^[A-Za-z0-9_-]+$/) : '',
+  };
+}
+
+/** Pending enrolment ids: `<device id>.<16 hex>` (registry/enrollment-store.ts). */
+const PENDING_ID = /^[A-Za-z0-9_-]{1,64}\.[0-9a-f]{16}$/;
+
+export function validatePendingId(pendingId: string): string {
+  if (pendingId === '') throw new InvalidArgumentError('pending_id', 'is required');
+  if (!PENDING_ID.test(pendingId)) {
+    throw new InvalidArgumentError(
+      'pending_id',
+      `is ${show(pendingId)}; expected an id as \`edgeforge fleet pending\` lists them`,
+    );
+  }
+  return pendingId;
+}
+
+export function validateCreateEnrollmentToken(req: CreateEnrollmentTokenRequest) {
+  return {
+    deviceName: text('device_name', req.deviceName, 128, ID),
+    ttlSeconds:
+      req.ttlSeconds === 0
+        ? DEFAULT_TOKEN_TTL_SECONDS
+        : integer('ttl_seconds', req.ttlSeconds, 1, MAX_TOKEN_TTL_SECONDS),
   };
 }

@@ -36,6 +36,25 @@ export interface DeviceRecord {
   revokedAt?: string;
   /** The operator's reason, shown to the device in its refusals; may be empty. */
   revokedReason?: string;
+  /**
+   * The device's ed25519 public key (raw 32 bytes, base64), from EnrollRequest.device_public_key.
+   * Absent in records written before device keys and for agents that send none: the first
+   * enrolment of the name that presents a key adopts it (trust on first use). Another key takes
+   * an operator: an approved pending enrolment, or a one-time token for the name.
+   */
+  publicKey?: string;
+  /**
+   * signed_at_unix_ms of the last enrolment accepted with `publicKey`: the next one must be signed
+   * later, so a recorded request cannot be replayed for a new credential.
+   */
+  keySignedAtUnixMs?: number;
+  /**
+   * Seconds since the epoch: a credential issued before it is refused on every call. Set when the
+   * key changes, so the holder of the replaced key is cut off.
+   */
+  credentialsValidAfter?: number;
+  /** When the key last changed to another one (adopted, approved, or by a one-time token). */
+  keyChangedAt?: string;
 }
 
 /**

@@ -4,6 +4,7 @@ import { bucketOptions, isRevisionConflict, type NatsConnection } from '../../..
 import { KV_BUCKETS } from '../../../common/names.js';
 import { EdgeforgeError } from '../../../common/errors.js';
 import type { DeviceRecord } from './device-record.js';
+import { EnrollmentStore } from './enrollment-store.js';
 
 /** Two writers raced on one device more often than this in a row: something is wrong. */
 const MAX_CAS_ATTEMPTS = 20;
@@ -20,6 +21,15 @@ export class RegistryConflictError extends EdgeforgeError {
 export interface DeviceRegistryEvents {
   /** A compare-and-swap lost to another writer and was retried. */
   onConflict?: () => void;
+  /**
+   * A record changed (undefined: none), by this process or another: called once per change
+   * the cache takes in, in order per device. Must not throw.
+   */
+  onChange?: (
+    deviceId: string,
+    before: DeviceRecord | undefined,
+    after: DeviceRecord | undefined,
+  ) => void;
 }
 
 /**
@@ -42,15 +52,20 @@ export class DeviceRegistry {
   private constructor(
     private readonly kv: KV,
     private readonly events: DeviceRegistryEvents,
+    /** Enrolments waiting for an operator, and one-time enrollment tokens. */
+    readonly enrollments: EnrollmentStore,
   ) {}
 
-  /** Opens (or creates) the devices bucket and loads every record before resolving. */
+  /**
+   * Opens (or creates) the devices bucket and loads every record before resolving; opens the
+   * enrollments bucket beside it.
+   */
   static async open(
     nats: NatsConnection,
     events: DeviceRegistryEvents = {},
   ): Promise<DeviceRegistry> {
     const kv = await new Kvm(nats).create(KV_BUCKETS.devices, bucketOptions({ history: 1 }));
-    const registry = new DeviceRegistry(kv, events);
+    const registry = new DeviceRegistry(kv, events, await EnrollmentStore.open(nats));
     await registry.startWatch();
     return registry;
   }
@@ -72,7 +87,7 @@ export class DeviceRegistry {
             this.remember(entry.key, entry.json<DeviceRecord>(), entry.revision);
           }
         } else {
-          this.cache.delete(entry.key);
+          this.forget(entry.key);
         }
         // delta is how many entries the watch still has to deliver: 0 means caught up.
         if (entry.delta === 0) initialized();
@@ -85,7 +100,17 @@ export class DeviceRegistry {
   /** Keeps the newest revision: our own writes and the watch both report each change. */
   private remember(deviceId: string, record: DeviceRecord, revision: number): void {
     const current = this.cache.get(deviceId);
-    if (!current || current.revision < revision) this.cache.set(deviceId, { record, revision });
+    if (!current || current.revision < revision) {
+      this.cache.set(deviceId, { record, revision });
+      this.events.onChange?.(deviceId, current?.record, record);
+    }
+  }
+
+  private forget(deviceId: string): void {
+    const current = this.cache.get(deviceId);
+    if (!current) return;
+    this.cache.delete(deviceId);
+    this.events.onChange?.(deviceId, current.record, undefined);
   }
 
   get(deviceId: string): DeviceRecord | undefined {
@@ -130,7 +155,7 @@ export class DeviceRegistry {
         if (!known) return undefined;
         await this.kv.delete(deviceId, { previousSeq: known.revision });
         this.deleted.set(deviceId, known.revision);
-        if (this.cache.get(deviceId)?.revision === known.revision) this.cache.delete(deviceId);
+        if (this.cache.get(deviceId)?.revision === known.revision) this.forget(deviceId);
         return known.record;
       }),
     );

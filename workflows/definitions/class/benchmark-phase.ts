@@ -3,7 +3,7 @@ import type { SignedManifest } from '../../../common/manifest.js';
 import type { BenchmarkReportSignal, ClassStatus } from '../../../common/rollout.js';
 import { chooseVariant, type Choice, type CandidateInput } from '../../decisions/choose.js';
 import type { ManifestParts } from '../../decisions/manifests.js';
-import { orchestrator } from '../proxies.js';
+import { orchestrator, orchestratorLong } from '../proxies.js';
 import type { ClassRolloutInput } from './input.js';
 
 /** The variant name devices report for the fp32 teacher, benchmarked as the speedup reference. */
@@ -39,7 +39,8 @@ export async function benchmarkOnCanaries(
   if (input.teacherReference?.manifest) {
     toSign.push({ variant: TEACHER_REFERENCE, built: input.teacherReference });
   }
-  const signed = await orchestrator.signManifests({
+  // Long: it copies every candidate's files into the class's release bucket first.
+  const signed = await orchestratorLong.signManifests({
     manifests: toSign.map(({ variant, built }): ManifestParts => ({
       rolloutId,
       variant,

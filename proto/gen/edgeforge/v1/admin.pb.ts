@@ -19,7 +19,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../google/protobuf/timestamp.pb.js";
-import { ActiveModel, DeviceState, deviceStateFromJSON, deviceStateToJSON } from "./fleet.pb.js";
+import { ActiveModel, DeviceState, deviceStateFromJSON, deviceStateToJSON, ManifestKeyRotation } from "./fleet.pb.js";
 import { HardwareProfile } from "./hardware.pb.js";
 
 export const protobufPackage = "edgeforge.v1";
@@ -205,6 +205,117 @@ export interface DeleteDeviceRequest {
 }
 
 export interface DeleteDeviceResponse {
+}
+
+export interface RotateManifestKeyRequest {
+  /**
+   * How long agents keep accepting manifests signed by the previous key after the rotation
+   * (manifests in flight, release tracks not yet re-signed by a rollout). 0: 720 hours (30 days,
+   * the default manifest lifetime). At most 8760 (a year).
+   */
+  graceHours: number;
+  /** The previous key leaked: no grace, an agent stops accepting it as soon as it pins the new key. */
+  retirePreviousKey: boolean;
+}
+
+export interface RotateManifestKeyResponse {
+  /** The new current key version and its raw ed25519 public key. */
+  version: number;
+  publicKey: Buffer;
+  /** The statement agents receive in their heartbeats. */
+  rotation?:
+    | ManifestKeyRotation
+    | undefined;
+  /** Until when agents accept the previous key. */
+  previousKeyValidUntil?: Date | undefined;
+}
+
+export interface RotateCredentialKeyRequest {
+}
+
+export interface CredentialKey {
+  keyId: number;
+  createdAt?:
+    | Date
+    | undefined;
+  /**
+   * Unset for the newest key; for an older one, when it stops being accepted (its last
+   * credential's expiry).
+   */
+  acceptedUntil?: Date | undefined;
+}
+
+export interface RotateCredentialKeyResponse {
+  /** The key that signs credentials from now on. */
+  keyId: number;
+  /** Every key still accepted, newest first. */
+  keys: CredentialKey[];
+}
+
+export interface PendingEnrollment {
+  /** What ApprovePendingEnrollment and RejectPendingEnrollment take. */
+  pendingId: string;
+  deviceId: string;
+  deviceName: string;
+  /**
+   * hex(sha256(raw public key)) of the key asking to replace the device's; the agent logs its
+   * own ("device key fingerprint"): compare them before approving.
+   */
+  keyFingerprint: string;
+  /** The same of the key the registry holds now. */
+  currentKeyFingerprint: string;
+  requestedAt?: Date | undefined;
+  expiresAt?:
+    | Date
+    | undefined;
+  /** From the pending request, as the device reported them. */
+  hardwareClass: string;
+  agentVersion: string;
+}
+
+export interface ListPendingEnrollmentsRequest {
+}
+
+export interface ListPendingEnrollmentsResponse {
+  /** Oldest first. */
+  pending: PendingEnrollment[];
+}
+
+export interface ApprovePendingEnrollmentRequest {
+  pendingId: string;
+}
+
+export interface ApprovePendingEnrollmentResponse {
+  /** The device with its new key (not enrolled with it yet). */
+  device?:
+    | Device
+    | undefined;
+  /** The approved request. */
+  approved?: PendingEnrollment | undefined;
+}
+
+export interface RejectPendingEnrollmentRequest {
+  pendingId: string;
+}
+
+export interface RejectPendingEnrollmentResponse {
+}
+
+export interface CreateEnrollmentTokenRequest {
+  /** The one name the token enrols; need not be enrolled yet. */
+  deviceName: string;
+  /** How long the token is valid: 1 second to 7 days; 1 hour when 0. */
+  ttlSeconds: number;
+}
+
+export interface CreateEnrollmentTokenResponse {
+  /** Shown once; give it to the device as its enrollment token. */
+  enrollmentToken: string;
+  expiresAt?:
+    | Date
+    | undefined;
+  /** The id the device gets (its existing record's, if it has one). */
+  deviceId: string;
 }
 
 function createBaseDevice(): Device {
@@ -2096,6 +2207,1351 @@ export const DeleteDeviceResponse: MessageFns<DeleteDeviceResponse> = {
   },
 };
 
+function createBaseRotateManifestKeyRequest(): RotateManifestKeyRequest {
+  return { graceHours: 0, retirePreviousKey: false };
+}
+
+export const RotateManifestKeyRequest: MessageFns<RotateManifestKeyRequest> = {
+  encode(message: RotateManifestKeyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.graceHours !== 0) {
+      writer.uint32(8).uint32(message.graceHours);
+    }
+    if (message.retirePreviousKey !== false) {
+      writer.uint32(16).bool(message.retirePreviousKey);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RotateManifestKeyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotateManifestKeyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.graceHours = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.retirePreviousKey = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RotateManifestKeyRequest {
+    return {
+      graceHours: isSet(object.graceHours)
+        ? globalThis.Number(object.graceHours)
+        : isSet(object.grace_hours)
+        ? globalThis.Number(object.grace_hours)
+        : 0,
+      retirePreviousKey: isSet(object.retirePreviousKey)
+        ? globalThis.Boolean(object.retirePreviousKey)
+        : isSet(object.retire_previous_key)
+        ? globalThis.Boolean(object.retire_previous_key)
+        : false,
+    };
+  },
+
+  toJSON(message: RotateManifestKeyRequest): unknown {
+    const obj: any = {};
+    if (message.graceHours !== 0) {
+      obj.graceHours = Math.round(message.graceHours);
+    }
+    if (message.retirePreviousKey !== false) {
+      obj.retirePreviousKey = message.retirePreviousKey;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RotateManifestKeyRequest>, I>>(base?: I): RotateManifestKeyRequest {
+    return RotateManifestKeyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RotateManifestKeyRequest>, I>>(object: I): RotateManifestKeyRequest {
+    const message = createBaseRotateManifestKeyRequest();
+    message.graceHours = object.graceHours ?? 0;
+    message.retirePreviousKey = object.retirePreviousKey ?? false;
+    return message;
+  },
+};
+
+function createBaseRotateManifestKeyResponse(): RotateManifestKeyResponse {
+  return { version: 0, publicKey: Buffer.alloc(0), rotation: undefined, previousKeyValidUntil: undefined };
+}
+
+export const RotateManifestKeyResponse: MessageFns<RotateManifestKeyResponse> = {
+  encode(message: RotateManifestKeyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== 0) {
+      writer.uint32(8).uint32(message.version);
+    }
+    if (message.publicKey.length !== 0) {
+      writer.uint32(18).bytes(message.publicKey);
+    }
+    if (message.rotation !== undefined) {
+      ManifestKeyRotation.encode(message.rotation, writer.uint32(26).fork()).join();
+    }
+    if (message.previousKeyValidUntil !== undefined) {
+      Timestamp.encode(toTimestamp(message.previousKeyValidUntil), writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RotateManifestKeyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotateManifestKeyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.version = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.publicKey = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.rotation = ManifestKeyRotation.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.previousKeyValidUntil = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RotateManifestKeyResponse {
+    return {
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      publicKey: isSet(object.publicKey)
+        ? Buffer.from(bytesFromBase64(object.publicKey))
+        : isSet(object.public_key)
+        ? Buffer.from(bytesFromBase64(object.public_key))
+        : Buffer.alloc(0),
+      rotation: isSet(object.rotation) ? ManifestKeyRotation.fromJSON(object.rotation) : undefined,
+      previousKeyValidUntil: isSet(object.previousKeyValidUntil)
+        ? fromJsonTimestamp(object.previousKeyValidUntil)
+        : isSet(object.previous_key_valid_until)
+        ? fromJsonTimestamp(object.previous_key_valid_until)
+        : undefined,
+    };
+  },
+
+  toJSON(message: RotateManifestKeyResponse): unknown {
+    const obj: any = {};
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.publicKey.length !== 0) {
+      obj.publicKey = base64FromBytes(message.publicKey);
+    }
+    if (message.rotation !== undefined) {
+      obj.rotation = ManifestKeyRotation.toJSON(message.rotation);
+    }
+    if (message.previousKeyValidUntil !== undefined) {
+      obj.previousKeyValidUntil = message.previousKeyValidUntil.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RotateManifestKeyResponse>, I>>(base?: I): RotateManifestKeyResponse {
+    return RotateManifestKeyResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RotateManifestKeyResponse>, I>>(object: I): RotateManifestKeyResponse {
+    const message = createBaseRotateManifestKeyResponse();
+    message.version = object.version ?? 0;
+    message.publicKey = object.publicKey ?? Buffer.alloc(0);
+    message.rotation = (object.rotation !== undefined && object.rotation !== null)
+      ? ManifestKeyRotation.fromPartial(object.rotation)
+      : undefined;
+    message.previousKeyValidUntil = object.previousKeyValidUntil ?? undefined;
+    return message;
+  },
+};
+
+function createBaseRotateCredentialKeyRequest(): RotateCredentialKeyRequest {
+  return {};
+}
+
+export const RotateCredentialKeyRequest: MessageFns<RotateCredentialKeyRequest> = {
+  encode(_: RotateCredentialKeyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RotateCredentialKeyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotateCredentialKeyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): RotateCredentialKeyRequest {
+    return {};
+  },
+
+  toJSON(_: RotateCredentialKeyRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RotateCredentialKeyRequest>, I>>(base?: I): RotateCredentialKeyRequest {
+    return RotateCredentialKeyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RotateCredentialKeyRequest>, I>>(_: I): RotateCredentialKeyRequest {
+    const message = createBaseRotateCredentialKeyRequest();
+    return message;
+  },
+};
+
+function createBaseCredentialKey(): CredentialKey {
+  return { keyId: 0, createdAt: undefined, acceptedUntil: undefined };
+}
+
+export const CredentialKey: MessageFns<CredentialKey> = {
+  encode(message: CredentialKey, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== 0) {
+      writer.uint32(8).uint32(message.keyId);
+    }
+    if (message.createdAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.createdAt), writer.uint32(18).fork()).join();
+    }
+    if (message.acceptedUntil !== undefined) {
+      Timestamp.encode(toTimestamp(message.acceptedUntil), writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CredentialKey {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCredentialKey();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.keyId = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.createdAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.acceptedUntil = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CredentialKey {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.Number(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.Number(object.key_id)
+        : 0,
+      createdAt: isSet(object.createdAt)
+        ? fromJsonTimestamp(object.createdAt)
+        : isSet(object.created_at)
+        ? fromJsonTimestamp(object.created_at)
+        : undefined,
+      acceptedUntil: isSet(object.acceptedUntil)
+        ? fromJsonTimestamp(object.acceptedUntil)
+        : isSet(object.accepted_until)
+        ? fromJsonTimestamp(object.accepted_until)
+        : undefined,
+    };
+  },
+
+  toJSON(message: CredentialKey): unknown {
+    const obj: any = {};
+    if (message.keyId !== 0) {
+      obj.keyId = Math.round(message.keyId);
+    }
+    if (message.createdAt !== undefined) {
+      obj.createdAt = message.createdAt.toISOString();
+    }
+    if (message.acceptedUntil !== undefined) {
+      obj.acceptedUntil = message.acceptedUntil.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CredentialKey>, I>>(base?: I): CredentialKey {
+    return CredentialKey.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CredentialKey>, I>>(object: I): CredentialKey {
+    const message = createBaseCredentialKey();
+    message.keyId = object.keyId ?? 0;
+    message.createdAt = object.createdAt ?? undefined;
+    message.acceptedUntil = object.acceptedUntil ?? undefined;
+    return message;
+  },
+};
+
+function createBaseRotateCredentialKeyResponse(): RotateCredentialKeyResponse {
+  return { keyId: 0, keys: [] };
+}
+
+export const RotateCredentialKeyResponse: MessageFns<RotateCredentialKeyResponse> = {
+  encode(message: RotateCredentialKeyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== 0) {
+      writer.uint32(8).uint32(message.keyId);
+    }
+    for (const v of message.keys) {
+      CredentialKey.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RotateCredentialKeyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotateCredentialKeyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.keyId = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.keys.push(CredentialKey.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RotateCredentialKeyResponse {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.Number(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.Number(object.key_id)
+        : 0,
+      keys: globalThis.Array.isArray(object?.keys) ? object.keys.map((e: any) => CredentialKey.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: RotateCredentialKeyResponse): unknown {
+    const obj: any = {};
+    if (message.keyId !== 0) {
+      obj.keyId = Math.round(message.keyId);
+    }
+    if (message.keys?.length) {
+      obj.keys = message.keys.map((e) => CredentialKey.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RotateCredentialKeyResponse>, I>>(base?: I): RotateCredentialKeyResponse {
+    return RotateCredentialKeyResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RotateCredentialKeyResponse>, I>>(object: I): RotateCredentialKeyResponse {
+    const message = createBaseRotateCredentialKeyResponse();
+    message.keyId = object.keyId ?? 0;
+    message.keys = object.keys?.map((e) => CredentialKey.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBasePendingEnrollment(): PendingEnrollment {
+  return {
+    pendingId: "",
+    deviceId: "",
+    deviceName: "",
+    keyFingerprint: "",
+    currentKeyFingerprint: "",
+    requestedAt: undefined,
+    expiresAt: undefined,
+    hardwareClass: "",
+    agentVersion: "",
+  };
+}
+
+export const PendingEnrollment: MessageFns<PendingEnrollment> = {
+  encode(message: PendingEnrollment, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pendingId !== "") {
+      writer.uint32(10).string(message.pendingId);
+    }
+    if (message.deviceId !== "") {
+      writer.uint32(18).string(message.deviceId);
+    }
+    if (message.deviceName !== "") {
+      writer.uint32(26).string(message.deviceName);
+    }
+    if (message.keyFingerprint !== "") {
+      writer.uint32(34).string(message.keyFingerprint);
+    }
+    if (message.currentKeyFingerprint !== "") {
+      writer.uint32(42).string(message.currentKeyFingerprint);
+    }
+    if (message.requestedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.requestedAt), writer.uint32(50).fork()).join();
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(58).fork()).join();
+    }
+    if (message.hardwareClass !== "") {
+      writer.uint32(66).string(message.hardwareClass);
+    }
+    if (message.agentVersion !== "") {
+      writer.uint32(74).string(message.agentVersion);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PendingEnrollment {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePendingEnrollment();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.pendingId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.deviceId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.deviceName = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.keyFingerprint = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.currentKeyFingerprint = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.requestedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.hardwareClass = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.agentVersion = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PendingEnrollment {
+    return {
+      pendingId: isSet(object.pendingId)
+        ? globalThis.String(object.pendingId)
+        : isSet(object.pending_id)
+        ? globalThis.String(object.pending_id)
+        : "",
+      deviceId: isSet(object.deviceId)
+        ? globalThis.String(object.deviceId)
+        : isSet(object.device_id)
+        ? globalThis.String(object.device_id)
+        : "",
+      deviceName: isSet(object.deviceName)
+        ? globalThis.String(object.deviceName)
+        : isSet(object.device_name)
+        ? globalThis.String(object.device_name)
+        : "",
+      keyFingerprint: isSet(object.keyFingerprint)
+        ? globalThis.String(object.keyFingerprint)
+        : isSet(object.key_fingerprint)
+        ? globalThis.String(object.key_fingerprint)
+        : "",
+      currentKeyFingerprint: isSet(object.currentKeyFingerprint)
+        ? globalThis.String(object.currentKeyFingerprint)
+        : isSet(object.current_key_fingerprint)
+        ? globalThis.String(object.current_key_fingerprint)
+        : "",
+      requestedAt: isSet(object.requestedAt)
+        ? fromJsonTimestamp(object.requestedAt)
+        : isSet(object.requested_at)
+        ? fromJsonTimestamp(object.requested_at)
+        : undefined,
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
+      hardwareClass: isSet(object.hardwareClass)
+        ? globalThis.String(object.hardwareClass)
+        : isSet(object.hardware_class)
+        ? globalThis.String(object.hardware_class)
+        : "",
+      agentVersion: isSet(object.agentVersion)
+        ? globalThis.String(object.agentVersion)
+        : isSet(object.agent_version)
+        ? globalThis.String(object.agent_version)
+        : "",
+    };
+  },
+
+  toJSON(message: PendingEnrollment): unknown {
+    const obj: any = {};
+    if (message.pendingId !== "") {
+      obj.pendingId = message.pendingId;
+    }
+    if (message.deviceId !== "") {
+      obj.deviceId = message.deviceId;
+    }
+    if (message.deviceName !== "") {
+      obj.deviceName = message.deviceName;
+    }
+    if (message.keyFingerprint !== "") {
+      obj.keyFingerprint = message.keyFingerprint;
+    }
+    if (message.currentKeyFingerprint !== "") {
+      obj.currentKeyFingerprint = message.currentKeyFingerprint;
+    }
+    if (message.requestedAt !== undefined) {
+      obj.requestedAt = message.requestedAt.toISOString();
+    }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
+    if (message.hardwareClass !== "") {
+      obj.hardwareClass = message.hardwareClass;
+    }
+    if (message.agentVersion !== "") {
+      obj.agentVersion = message.agentVersion;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PendingEnrollment>, I>>(base?: I): PendingEnrollment {
+    return PendingEnrollment.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PendingEnrollment>, I>>(object: I): PendingEnrollment {
+    const message = createBasePendingEnrollment();
+    message.pendingId = object.pendingId ?? "";
+    message.deviceId = object.deviceId ?? "";
+    message.deviceName = object.deviceName ?? "";
+    message.keyFingerprint = object.keyFingerprint ?? "";
+    message.currentKeyFingerprint = object.currentKeyFingerprint ?? "";
+    message.requestedAt = object.requestedAt ?? undefined;
+    message.expiresAt = object.expiresAt ?? undefined;
+    message.hardwareClass = object.hardwareClass ?? "";
+    message.agentVersion = object.agentVersion ?? "";
+    return message;
+  },
+};
+
+function createBaseListPendingEnrollmentsRequest(): ListPendingEnrollmentsRequest {
+  return {};
+}
+
+export const ListPendingEnrollmentsRequest: MessageFns<ListPendingEnrollmentsRequest> = {
+  encode(_: ListPendingEnrollmentsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPendingEnrollmentsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPendingEnrollmentsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListPendingEnrollmentsRequest {
+    return {};
+  },
+
+  toJSON(_: ListPendingEnrollmentsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListPendingEnrollmentsRequest>, I>>(base?: I): ListPendingEnrollmentsRequest {
+    return ListPendingEnrollmentsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListPendingEnrollmentsRequest>, I>>(_: I): ListPendingEnrollmentsRequest {
+    const message = createBaseListPendingEnrollmentsRequest();
+    return message;
+  },
+};
+
+function createBaseListPendingEnrollmentsResponse(): ListPendingEnrollmentsResponse {
+  return { pending: [] };
+}
+
+export const ListPendingEnrollmentsResponse: MessageFns<ListPendingEnrollmentsResponse> = {
+  encode(message: ListPendingEnrollmentsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.pending) {
+      PendingEnrollment.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPendingEnrollmentsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPendingEnrollmentsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.pending.push(PendingEnrollment.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListPendingEnrollmentsResponse {
+    return {
+      pending: globalThis.Array.isArray(object?.pending)
+        ? object.pending.map((e: any) => PendingEnrollment.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListPendingEnrollmentsResponse): unknown {
+    const obj: any = {};
+    if (message.pending?.length) {
+      obj.pending = message.pending.map((e) => PendingEnrollment.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListPendingEnrollmentsResponse>, I>>(base?: I): ListPendingEnrollmentsResponse {
+    return ListPendingEnrollmentsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListPendingEnrollmentsResponse>, I>>(
+    object: I,
+  ): ListPendingEnrollmentsResponse {
+    const message = createBaseListPendingEnrollmentsResponse();
+    message.pending = object.pending?.map((e) => PendingEnrollment.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseApprovePendingEnrollmentRequest(): ApprovePendingEnrollmentRequest {
+  return { pendingId: "" };
+}
+
+export const ApprovePendingEnrollmentRequest: MessageFns<ApprovePendingEnrollmentRequest> = {
+  encode(message: ApprovePendingEnrollmentRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pendingId !== "") {
+      writer.uint32(10).string(message.pendingId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApprovePendingEnrollmentRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApprovePendingEnrollmentRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.pendingId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApprovePendingEnrollmentRequest {
+    return {
+      pendingId: isSet(object.pendingId)
+        ? globalThis.String(object.pendingId)
+        : isSet(object.pending_id)
+        ? globalThis.String(object.pending_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ApprovePendingEnrollmentRequest): unknown {
+    const obj: any = {};
+    if (message.pendingId !== "") {
+      obj.pendingId = message.pendingId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ApprovePendingEnrollmentRequest>, I>>(base?: I): ApprovePendingEnrollmentRequest {
+    return ApprovePendingEnrollmentRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ApprovePendingEnrollmentRequest>, I>>(
+    object: I,
+  ): ApprovePendingEnrollmentRequest {
+    const message = createBaseApprovePendingEnrollmentRequest();
+    message.pendingId = object.pendingId ?? "";
+    return message;
+  },
+};
+
+function createBaseApprovePendingEnrollmentResponse(): ApprovePendingEnrollmentResponse {
+  return { device: undefined, approved: undefined };
+}
+
+export const ApprovePendingEnrollmentResponse: MessageFns<ApprovePendingEnrollmentResponse> = {
+  encode(message: ApprovePendingEnrollmentResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.device !== undefined) {
+      Device.encode(message.device, writer.uint32(10).fork()).join();
+    }
+    if (message.approved !== undefined) {
+      PendingEnrollment.encode(message.approved, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApprovePendingEnrollmentResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApprovePendingEnrollmentResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.device = Device.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.approved = PendingEnrollment.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApprovePendingEnrollmentResponse {
+    return {
+      device: isSet(object.device) ? Device.fromJSON(object.device) : undefined,
+      approved: isSet(object.approved) ? PendingEnrollment.fromJSON(object.approved) : undefined,
+    };
+  },
+
+  toJSON(message: ApprovePendingEnrollmentResponse): unknown {
+    const obj: any = {};
+    if (message.device !== undefined) {
+      obj.device = Device.toJSON(message.device);
+    }
+    if (message.approved !== undefined) {
+      obj.approved = PendingEnrollment.toJSON(message.approved);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ApprovePendingEnrollmentResponse>, I>>(
+    base?: I,
+  ): ApprovePendingEnrollmentResponse {
+    return ApprovePendingEnrollmentResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ApprovePendingEnrollmentResponse>, I>>(
+    object: I,
+  ): ApprovePendingEnrollmentResponse {
+    const message = createBaseApprovePendingEnrollmentResponse();
+    message.device = (object.device !== undefined && object.device !== null)
+      ? Device.fromPartial(object.device)
+      : undefined;
+    message.approved = (object.approved !== undefined && object.approved !== null)
+      ? PendingEnrollment.fromPartial(object.approved)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRejectPendingEnrollmentRequest(): RejectPendingEnrollmentRequest {
+  return { pendingId: "" };
+}
+
+export const RejectPendingEnrollmentRequest: MessageFns<RejectPendingEnrollmentRequest> = {
+  encode(message: RejectPendingEnrollmentRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pendingId !== "") {
+      writer.uint32(10).string(message.pendingId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RejectPendingEnrollmentRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRejectPendingEnrollmentRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.pendingId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RejectPendingEnrollmentRequest {
+    return {
+      pendingId: isSet(object.pendingId)
+        ? globalThis.String(object.pendingId)
+        : isSet(object.pending_id)
+        ? globalThis.String(object.pending_id)
+        : "",
+    };
+  },
+
+  toJSON(message: RejectPendingEnrollmentRequest): unknown {
+    const obj: any = {};
+    if (message.pendingId !== "") {
+      obj.pendingId = message.pendingId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RejectPendingEnrollmentRequest>, I>>(base?: I): RejectPendingEnrollmentRequest {
+    return RejectPendingEnrollmentRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RejectPendingEnrollmentRequest>, I>>(
+    object: I,
+  ): RejectPendingEnrollmentRequest {
+    const message = createBaseRejectPendingEnrollmentRequest();
+    message.pendingId = object.pendingId ?? "";
+    return message;
+  },
+};
+
+function createBaseRejectPendingEnrollmentResponse(): RejectPendingEnrollmentResponse {
+  return {};
+}
+
+export const RejectPendingEnrollmentResponse: MessageFns<RejectPendingEnrollmentResponse> = {
+  encode(_: RejectPendingEnrollmentResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RejectPendingEnrollmentResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRejectPendingEnrollmentResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): RejectPendingEnrollmentResponse {
+    return {};
+  },
+
+  toJSON(_: RejectPendingEnrollmentResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RejectPendingEnrollmentResponse>, I>>(base?: I): RejectPendingEnrollmentResponse {
+    return RejectPendingEnrollmentResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RejectPendingEnrollmentResponse>, I>>(_: I): RejectPendingEnrollmentResponse {
+    const message = createBaseRejectPendingEnrollmentResponse();
+    return message;
+  },
+};
+
+function createBaseCreateEnrollmentTokenRequest(): CreateEnrollmentTokenRequest {
+  return { deviceName: "", ttlSeconds: 0 };
+}
+
+export const CreateEnrollmentTokenRequest: MessageFns<CreateEnrollmentTokenRequest> = {
+  encode(message: CreateEnrollmentTokenRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deviceName !== "") {
+      writer.uint32(10).string(message.deviceName);
+    }
+    if (message.ttlSeconds !== 0) {
+      writer.uint32(16).uint32(message.ttlSeconds);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateEnrollmentTokenRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateEnrollmentTokenRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deviceName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.ttlSeconds = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateEnrollmentTokenRequest {
+    return {
+      deviceName: isSet(object.deviceName)
+        ? globalThis.String(object.deviceName)
+        : isSet(object.device_name)
+        ? globalThis.String(object.device_name)
+        : "",
+      ttlSeconds: isSet(object.ttlSeconds)
+        ? globalThis.Number(object.ttlSeconds)
+        : isSet(object.ttl_seconds)
+        ? globalThis.Number(object.ttl_seconds)
+        : 0,
+    };
+  },
+
+  toJSON(message: CreateEnrollmentTokenRequest): unknown {
+    const obj: any = {};
+    if (message.deviceName !== "") {
+      obj.deviceName = message.deviceName;
+    }
+    if (message.ttlSeconds !== 0) {
+      obj.ttlSeconds = Math.round(message.ttlSeconds);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateEnrollmentTokenRequest>, I>>(base?: I): CreateEnrollmentTokenRequest {
+    return CreateEnrollmentTokenRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateEnrollmentTokenRequest>, I>>(object: I): CreateEnrollmentTokenRequest {
+    const message = createBaseCreateEnrollmentTokenRequest();
+    message.deviceName = object.deviceName ?? "";
+    message.ttlSeconds = object.ttlSeconds ?? 0;
+    return message;
+  },
+};
+
+function createBaseCreateEnrollmentTokenResponse(): CreateEnrollmentTokenResponse {
+  return { enrollmentToken: "", expiresAt: undefined, deviceId: "" };
+}
+
+export const CreateEnrollmentTokenResponse: MessageFns<CreateEnrollmentTokenResponse> = {
+  encode(message: CreateEnrollmentTokenResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.enrollmentToken !== "") {
+      writer.uint32(10).string(message.enrollmentToken);
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(18).fork()).join();
+    }
+    if (message.deviceId !== "") {
+      writer.uint32(26).string(message.deviceId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateEnrollmentTokenResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateEnrollmentTokenResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.enrollmentToken = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.deviceId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateEnrollmentTokenResponse {
+    return {
+      enrollmentToken: isSet(object.enrollmentToken)
+        ? globalThis.String(object.enrollmentToken)
+        : isSet(object.enrollment_token)
+        ? globalThis.String(object.enrollment_token)
+        : "",
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
+      deviceId: isSet(object.deviceId)
+        ? globalThis.String(object.deviceId)
+        : isSet(object.device_id)
+        ? globalThis.String(object.device_id)
+        : "",
+    };
+  },
+
+  toJSON(message: CreateEnrollmentTokenResponse): unknown {
+    const obj: any = {};
+    if (message.enrollmentToken !== "") {
+      obj.enrollmentToken = message.enrollmentToken;
+    }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
+    if (message.deviceId !== "") {
+      obj.deviceId = message.deviceId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateEnrollmentTokenResponse>, I>>(base?: I): CreateEnrollmentTokenResponse {
+    return CreateEnrollmentTokenResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateEnrollmentTokenResponse>, I>>(
+    object: I,
+  ): CreateEnrollmentTokenResponse {
+    const message = createBaseCreateEnrollmentTokenResponse();
+    message.enrollmentToken = object.enrollmentToken ?? "";
+    message.expiresAt = object.expiresAt ?? undefined;
+    message.deviceId = object.deviceId ?? "";
+    return message;
+  },
+};
+
 /**
  * AdminService is what operators and the edgeforge CLI call, with the admin credential in the
  * "authorization: Bearer <credential>" metadata.
@@ -2192,6 +3648,103 @@ export const AdminServiceService = {
       Buffer.from(DeleteDeviceResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeleteDeviceResponse => DeleteDeviceResponse.decode(value),
   },
+  /**
+   * Makes a new manifest signing key the fleet's current one: the next key version, announced by
+   * a rotation statement signed by the current key and the new one, which agents follow on their
+   * next heartbeat. The orchestrator signs with the new key from then on. FAILED_PRECONDITION
+   * when the control plane's data dir is read-only.
+   */
+  rotateManifestKey: {
+    path: "/edgeforge.v1.AdminService/RotateManifestKey" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RotateManifestKeyRequest): Buffer =>
+      Buffer.from(RotateManifestKeyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RotateManifestKeyRequest => RotateManifestKeyRequest.decode(value),
+    responseSerialize: (value: RotateManifestKeyResponse): Buffer =>
+      Buffer.from(RotateManifestKeyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RotateManifestKeyResponse => RotateManifestKeyResponse.decode(value),
+  },
+  /**
+   * Adds a new credential signing key: credentials are signed with it from now on, and a device
+   * holding an older one gets a new one on its next heartbeat. Older keys stay accepted until the
+   * credentials they signed have expired. FAILED_PRECONDITION when the data dir is read-only.
+   */
+  rotateCredentialKey: {
+    path: "/edgeforge.v1.AdminService/RotateCredentialKey" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RotateCredentialKeyRequest): Buffer =>
+      Buffer.from(RotateCredentialKeyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RotateCredentialKeyRequest => RotateCredentialKeyRequest.decode(value),
+    responseSerialize: (value: RotateCredentialKeyResponse): Buffer =>
+      Buffer.from(RotateCredentialKeyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RotateCredentialKeyResponse => RotateCredentialKeyResponse.decode(value),
+  },
+  /**
+   * Enrolments waiting for an operator: a device enrolled under an existing name with another
+   * device key than the registry's (EnrollRequest.device_public_key), with the fleet token. At
+   * most one per device name (a newer key replaces the older request); each expires after 7 days.
+   */
+  listPendingEnrollments: {
+    path: "/edgeforge.v1.AdminService/ListPendingEnrollments" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListPendingEnrollmentsRequest): Buffer =>
+      Buffer.from(ListPendingEnrollmentsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListPendingEnrollmentsRequest => ListPendingEnrollmentsRequest.decode(value),
+    responseSerialize: (value: ListPendingEnrollmentsResponse): Buffer =>
+      Buffer.from(ListPendingEnrollmentsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListPendingEnrollmentsResponse =>
+      ListPendingEnrollmentsResponse.decode(value),
+  },
+  /**
+   * Gives the device the pending request's key: credentials issued before the approval stop
+   * working, and the device's next Enroll with that key succeeds. NOT_FOUND when the id is
+   * unknown, expired or was replaced by a newer request.
+   */
+  approvePendingEnrollment: {
+    path: "/edgeforge.v1.AdminService/ApprovePendingEnrollment" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ApprovePendingEnrollmentRequest): Buffer =>
+      Buffer.from(ApprovePendingEnrollmentRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ApprovePendingEnrollmentRequest =>
+      ApprovePendingEnrollmentRequest.decode(value),
+    responseSerialize: (value: ApprovePendingEnrollmentResponse): Buffer =>
+      Buffer.from(ApprovePendingEnrollmentResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ApprovePendingEnrollmentResponse =>
+      ApprovePendingEnrollmentResponse.decode(value),
+  },
+  /** Drops the pending request; the device keeps its key. NOT_FOUND as for approving. */
+  rejectPendingEnrollment: {
+    path: "/edgeforge.v1.AdminService/RejectPendingEnrollment" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RejectPendingEnrollmentRequest): Buffer =>
+      Buffer.from(RejectPendingEnrollmentRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RejectPendingEnrollmentRequest => RejectPendingEnrollmentRequest.decode(value),
+    responseSerialize: (value: RejectPendingEnrollmentResponse): Buffer =>
+      Buffer.from(RejectPendingEnrollmentResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RejectPendingEnrollmentResponse =>
+      RejectPendingEnrollmentResponse.decode(value),
+  },
+  /**
+   * A random enrollment token valid once, for one device name, until it expires: an option beside
+   * the fleet token. Used with an existing name it also replaces the device's key (the operator's
+   * approval given up front). Only its sha256 is stored; the token is in this answer alone.
+   */
+  createEnrollmentToken: {
+    path: "/edgeforge.v1.AdminService/CreateEnrollmentToken" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateEnrollmentTokenRequest): Buffer =>
+      Buffer.from(CreateEnrollmentTokenRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateEnrollmentTokenRequest => CreateEnrollmentTokenRequest.decode(value),
+    responseSerialize: (value: CreateEnrollmentTokenResponse): Buffer =>
+      Buffer.from(CreateEnrollmentTokenResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CreateEnrollmentTokenResponse => CreateEnrollmentTokenResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServiceServer extends UntypedServiceImplementation {
@@ -2216,6 +3769,39 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
    * for an unknown device.
    */
   deleteDevice: handleUnaryCall<DeleteDeviceRequest, DeleteDeviceResponse>;
+  /**
+   * Makes a new manifest signing key the fleet's current one: the next key version, announced by
+   * a rotation statement signed by the current key and the new one, which agents follow on their
+   * next heartbeat. The orchestrator signs with the new key from then on. FAILED_PRECONDITION
+   * when the control plane's data dir is read-only.
+   */
+  rotateManifestKey: handleUnaryCall<RotateManifestKeyRequest, RotateManifestKeyResponse>;
+  /**
+   * Adds a new credential signing key: credentials are signed with it from now on, and a device
+   * holding an older one gets a new one on its next heartbeat. Older keys stay accepted until the
+   * credentials they signed have expired. FAILED_PRECONDITION when the data dir is read-only.
+   */
+  rotateCredentialKey: handleUnaryCall<RotateCredentialKeyRequest, RotateCredentialKeyResponse>;
+  /**
+   * Enrolments waiting for an operator: a device enrolled under an existing name with another
+   * device key than the registry's (EnrollRequest.device_public_key), with the fleet token. At
+   * most one per device name (a newer key replaces the older request); each expires after 7 days.
+   */
+  listPendingEnrollments: handleUnaryCall<ListPendingEnrollmentsRequest, ListPendingEnrollmentsResponse>;
+  /**
+   * Gives the device the pending request's key: credentials issued before the approval stop
+   * working, and the device's next Enroll with that key succeeds. NOT_FOUND when the id is
+   * unknown, expired or was replaced by a newer request.
+   */
+  approvePendingEnrollment: handleUnaryCall<ApprovePendingEnrollmentRequest, ApprovePendingEnrollmentResponse>;
+  /** Drops the pending request; the device keeps its key. NOT_FOUND as for approving. */
+  rejectPendingEnrollment: handleUnaryCall<RejectPendingEnrollmentRequest, RejectPendingEnrollmentResponse>;
+  /**
+   * A random enrollment token valid once, for one device name, until it expires: an option beside
+   * the fleet token. Used with an existing name it also replaces the device's key (the operator's
+   * approval given up front). Only its sha256 is stored; the token is in this answer alone.
+   */
+  createEnrollmentToken: handleUnaryCall<CreateEnrollmentTokenRequest, CreateEnrollmentTokenResponse>;
 }
 
 export interface AdminServiceClient extends Client {
@@ -2352,6 +3938,123 @@ export interface AdminServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeleteDeviceResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Makes a new manifest signing key the fleet's current one: the next key version, announced by
+   * a rotation statement signed by the current key and the new one, which agents follow on their
+   * next heartbeat. The orchestrator signs with the new key from then on. FAILED_PRECONDITION
+   * when the control plane's data dir is read-only.
+   */
+  rotateManifestKey(
+    request: RotateManifestKeyRequest,
+    callback: (error: ServiceError | null, response: RotateManifestKeyResponse) => void,
+  ): ClientUnaryCall;
+  rotateManifestKey(
+    request: RotateManifestKeyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RotateManifestKeyResponse) => void,
+  ): ClientUnaryCall;
+  rotateManifestKey(
+    request: RotateManifestKeyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RotateManifestKeyResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Adds a new credential signing key: credentials are signed with it from now on, and a device
+   * holding an older one gets a new one on its next heartbeat. Older keys stay accepted until the
+   * credentials they signed have expired. FAILED_PRECONDITION when the data dir is read-only.
+   */
+  rotateCredentialKey(
+    request: RotateCredentialKeyRequest,
+    callback: (error: ServiceError | null, response: RotateCredentialKeyResponse) => void,
+  ): ClientUnaryCall;
+  rotateCredentialKey(
+    request: RotateCredentialKeyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RotateCredentialKeyResponse) => void,
+  ): ClientUnaryCall;
+  rotateCredentialKey(
+    request: RotateCredentialKeyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RotateCredentialKeyResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Enrolments waiting for an operator: a device enrolled under an existing name with another
+   * device key than the registry's (EnrollRequest.device_public_key), with the fleet token. At
+   * most one per device name (a newer key replaces the older request); each expires after 7 days.
+   */
+  listPendingEnrollments(
+    request: ListPendingEnrollmentsRequest,
+    callback: (error: ServiceError | null, response: ListPendingEnrollmentsResponse) => void,
+  ): ClientUnaryCall;
+  listPendingEnrollments(
+    request: ListPendingEnrollmentsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListPendingEnrollmentsResponse) => void,
+  ): ClientUnaryCall;
+  listPendingEnrollments(
+    request: ListPendingEnrollmentsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListPendingEnrollmentsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Gives the device the pending request's key: credentials issued before the approval stop
+   * working, and the device's next Enroll with that key succeeds. NOT_FOUND when the id is
+   * unknown, expired or was replaced by a newer request.
+   */
+  approvePendingEnrollment(
+    request: ApprovePendingEnrollmentRequest,
+    callback: (error: ServiceError | null, response: ApprovePendingEnrollmentResponse) => void,
+  ): ClientUnaryCall;
+  approvePendingEnrollment(
+    request: ApprovePendingEnrollmentRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ApprovePendingEnrollmentResponse) => void,
+  ): ClientUnaryCall;
+  approvePendingEnrollment(
+    request: ApprovePendingEnrollmentRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ApprovePendingEnrollmentResponse) => void,
+  ): ClientUnaryCall;
+  /** Drops the pending request; the device keeps its key. NOT_FOUND as for approving. */
+  rejectPendingEnrollment(
+    request: RejectPendingEnrollmentRequest,
+    callback: (error: ServiceError | null, response: RejectPendingEnrollmentResponse) => void,
+  ): ClientUnaryCall;
+  rejectPendingEnrollment(
+    request: RejectPendingEnrollmentRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RejectPendingEnrollmentResponse) => void,
+  ): ClientUnaryCall;
+  rejectPendingEnrollment(
+    request: RejectPendingEnrollmentRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RejectPendingEnrollmentResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * A random enrollment token valid once, for one device name, until it expires: an option beside
+   * the fleet token. Used with an existing name it also replaces the device's key (the operator's
+   * approval given up front). Only its sha256 is stored; the token is in this answer alone.
+   */
+  createEnrollmentToken(
+    request: CreateEnrollmentTokenRequest,
+    callback: (error: ServiceError | null, response: CreateEnrollmentTokenResponse) => void,
+  ): ClientUnaryCall;
+  createEnrollmentToken(
+    request: CreateEnrollmentTokenRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreateEnrollmentTokenResponse) => void,
+  ): ClientUnaryCall;
+  createEnrollmentToken(
+    request: CreateEnrollmentTokenRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreateEnrollmentTokenResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const AdminServiceClient = makeGenericClientConstructor(
@@ -2362,6 +4065,14 @@ export const AdminServiceClient = makeGenericClientConstructor(
   service: typeof AdminServiceService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

@@ -146,12 +146,42 @@ export function statusEventToJSON(object: StatusEvent): string {
 }
 
 export interface EnrollRequest {
-  /** The fleet secret the operator gave the device. */
+  /**
+   * The fleet secret the operator gave the device, or a one-time token an operator created for
+   * this device name (AdminService.CreateEnrollmentToken; it needs device_public_key).
+   */
   enrollmentToken: string;
   /** A stable name the device chose (hostname, serial); re-enrolling with it returns the same id. */
   deviceName: string;
   profile?: HardwareProfile | undefined;
   agentVersion: string;
+  /**
+   * The device's own ed25519 public key, raw 32 bytes; its private key never leaves the device.
+   * The registry keeps the key a name first enrols with. Enrolling that name again with another
+   * key is not applied: it waits for an operator (AdminService.ApprovePendingEnrollment), unless
+   * enrollment_token is a one-time token for this name. Empty only from agents older than device
+   * keys (hence optional: clients written before these fields still compile and enrol), and only
+   * while the name's record has no key either.
+   */
+  devicePublicKey?:
+    | Buffer
+    | undefined;
+  /**
+   * The device key's ed25519 signature (64 bytes) over the UTF-8 proof string
+   *   "edgeforge-enroll-v1\n" + device_name + "\n" + signed_at_unix_ms (decimal) + "\n" +
+   *   hex(sha256(enrollment_token)) + "\n"
+   * which binds the name, the time and the token to the key.
+   */
+  keySignature?:
+    | Buffer
+    | undefined;
+  /**
+   * When the device signed, in milliseconds since the Unix epoch. Refused when more than 5
+   * minutes off the control plane's clock, and when not later than the last enrolment accepted
+   * with this key (a replayed request). An integer, not a google.protobuf.Timestamp: the request
+   * codecs hold timestamps as Date, which generic encoders of the request cannot fill in.
+   */
+  signedAtUnixMs?: number | undefined;
 }
 
 export interface EnrollResponse {
@@ -164,6 +194,11 @@ export interface EnrollResponse {
   manifestPublicKey: Buffer;
   /** Where to read desired state and models. */
   natsUrl: string;
+  /**
+   * The version of manifest_public_key in the fleet's key chain (1 for the first key). The agent
+   * pins it with the key, and follows HeartbeatResponse.manifest_key_rotations from there.
+   */
+  manifestKeyVersion: number;
 }
 
 export interface ActiveModel {
@@ -207,6 +242,26 @@ export interface HeartbeatResponse {
    * may have moved (a restarted embedded stack gets a new port and passwords).
    */
   natsUrl: string;
+  /**
+   * The manifest signing key's whole rotation chain, oldest first (rotations are rare: one entry
+   * each). The agent applies, in order, those after the version it pins, each verified with the
+   * key it pins at that step; see ManifestKeyRotation.
+   */
+  manifestKeyRotations: ManifestKeyRotation[];
+}
+
+/**
+ * One step of the manifest signing key's chain, TUF-root style: key `version` replaces key
+ * `version - 1`. statement_json is the canonical JSON of a ManifestKeyRotationStatement
+ * (common/manifest-key-rotation.ts): schema, version, public_key, previous_version,
+ * previous_public_key, issued_at, previous_key_valid_until. Both keys sign those exact bytes.
+ */
+export interface ManifestKeyRotation {
+  statementJson: string;
+  /** ed25519 signature by the previous key (the one a device pins): authorises the step. */
+  previousKeySignature: Buffer;
+  /** ed25519 signature by the new key: proves the control plane holds it. */
+  newKeySignature: Buffer;
 }
 
 export interface LatencyStats {
@@ -261,7 +316,15 @@ export interface ReportStatusResponse {
 }
 
 function createBaseEnrollRequest(): EnrollRequest {
-  return { enrollmentToken: "", deviceName: "", profile: undefined, agentVersion: "" };
+  return {
+    enrollmentToken: "",
+    deviceName: "",
+    profile: undefined,
+    agentVersion: "",
+    devicePublicKey: undefined,
+    keySignature: undefined,
+    signedAtUnixMs: undefined,
+  };
 }
 
 export const EnrollRequest: MessageFns<EnrollRequest> = {
@@ -277,6 +340,15 @@ export const EnrollRequest: MessageFns<EnrollRequest> = {
     }
     if (message.agentVersion !== "") {
       writer.uint32(34).string(message.agentVersion);
+    }
+    if (message.devicePublicKey !== undefined) {
+      writer.uint32(42).bytes(message.devicePublicKey);
+    }
+    if (message.keySignature !== undefined) {
+      writer.uint32(50).bytes(message.keySignature);
+    }
+    if (message.signedAtUnixMs !== undefined) {
+      writer.uint32(56).int64(message.signedAtUnixMs);
     }
     return writer;
   },
@@ -326,6 +398,30 @@ export const EnrollRequest: MessageFns<EnrollRequest> = {
             message.agentVersion = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.devicePublicKey = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.keySignature = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.signedAtUnixMs = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -356,6 +452,21 @@ export const EnrollRequest: MessageFns<EnrollRequest> = {
         : isSet(object.agent_version)
         ? globalThis.String(object.agent_version)
         : "",
+      devicePublicKey: isSet(object.devicePublicKey)
+        ? Buffer.from(bytesFromBase64(object.devicePublicKey))
+        : isSet(object.device_public_key)
+        ? Buffer.from(bytesFromBase64(object.device_public_key))
+        : undefined,
+      keySignature: isSet(object.keySignature)
+        ? Buffer.from(bytesFromBase64(object.keySignature))
+        : isSet(object.key_signature)
+        ? Buffer.from(bytesFromBase64(object.key_signature))
+        : undefined,
+      signedAtUnixMs: isSet(object.signedAtUnixMs)
+        ? globalThis.Number(object.signedAtUnixMs)
+        : isSet(object.signed_at_unix_ms)
+        ? globalThis.Number(object.signed_at_unix_ms)
+        : undefined,
     };
   },
 
@@ -373,6 +484,15 @@ export const EnrollRequest: MessageFns<EnrollRequest> = {
     if (message.agentVersion !== "") {
       obj.agentVersion = message.agentVersion;
     }
+    if (message.devicePublicKey !== undefined) {
+      obj.devicePublicKey = base64FromBytes(message.devicePublicKey);
+    }
+    if (message.keySignature !== undefined) {
+      obj.keySignature = base64FromBytes(message.keySignature);
+    }
+    if (message.signedAtUnixMs !== undefined) {
+      obj.signedAtUnixMs = Math.round(message.signedAtUnixMs);
+    }
     return obj;
   },
 
@@ -387,6 +507,9 @@ export const EnrollRequest: MessageFns<EnrollRequest> = {
       ? HardwareProfile.fromPartial(object.profile)
       : undefined;
     message.agentVersion = object.agentVersion ?? "";
+    message.devicePublicKey = object.devicePublicKey ?? undefined;
+    message.keySignature = object.keySignature ?? undefined;
+    message.signedAtUnixMs = object.signedAtUnixMs ?? undefined;
     return message;
   },
 };
@@ -399,6 +522,7 @@ function createBaseEnrollResponse(): EnrollResponse {
     hardwareClass: "",
     manifestPublicKey: Buffer.alloc(0),
     natsUrl: "",
+    manifestKeyVersion: 0,
   };
 }
 
@@ -421,6 +545,9 @@ export const EnrollResponse: MessageFns<EnrollResponse> = {
     }
     if (message.natsUrl !== "") {
       writer.uint32(50).string(message.natsUrl);
+    }
+    if (message.manifestKeyVersion !== 0) {
+      writer.uint32(56).uint32(message.manifestKeyVersion);
     }
     return writer;
   },
@@ -486,6 +613,14 @@ export const EnrollResponse: MessageFns<EnrollResponse> = {
             message.natsUrl = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.manifestKeyVersion = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -530,6 +665,11 @@ export const EnrollResponse: MessageFns<EnrollResponse> = {
         : isSet(object.nats_url)
         ? globalThis.String(object.nats_url)
         : "",
+      manifestKeyVersion: isSet(object.manifestKeyVersion)
+        ? globalThis.Number(object.manifestKeyVersion)
+        : isSet(object.manifest_key_version)
+        ? globalThis.Number(object.manifest_key_version)
+        : 0,
     };
   },
 
@@ -553,6 +693,9 @@ export const EnrollResponse: MessageFns<EnrollResponse> = {
     if (message.natsUrl !== "") {
       obj.natsUrl = message.natsUrl;
     }
+    if (message.manifestKeyVersion !== 0) {
+      obj.manifestKeyVersion = Math.round(message.manifestKeyVersion);
+    }
     return obj;
   },
 
@@ -567,6 +710,7 @@ export const EnrollResponse: MessageFns<EnrollResponse> = {
     message.hardwareClass = object.hardwareClass ?? "";
     message.manifestPublicKey = object.manifestPublicKey ?? Buffer.alloc(0);
     message.natsUrl = object.natsUrl ?? "";
+    message.manifestKeyVersion = object.manifestKeyVersion ?? 0;
     return message;
   },
 };
@@ -981,7 +1125,13 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
 };
 
 function createBaseHeartbeatResponse(): HeartbeatResponse {
-  return { nextHeartbeatSeconds: 0, renewedCredential: "", renewedCredentialExpiresAt: undefined, natsUrl: "" };
+  return {
+    nextHeartbeatSeconds: 0,
+    renewedCredential: "",
+    renewedCredentialExpiresAt: undefined,
+    natsUrl: "",
+    manifestKeyRotations: [],
+  };
 }
 
 export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
@@ -997,6 +1147,9 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
     }
     if (message.natsUrl !== "") {
       writer.uint32(34).string(message.natsUrl);
+    }
+    for (const v of message.manifestKeyRotations) {
+      ManifestKeyRotation.encode(v!, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -1046,6 +1199,14 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
             message.natsUrl = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.manifestKeyRotations.push(ManifestKeyRotation.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1080,6 +1241,11 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
         : isSet(object.nats_url)
         ? globalThis.String(object.nats_url)
         : "",
+      manifestKeyRotations: globalThis.Array.isArray(object?.manifestKeyRotations)
+        ? object.manifestKeyRotations.map((e: any) => ManifestKeyRotation.fromJSON(e))
+        : globalThis.Array.isArray(object?.manifest_key_rotations)
+        ? object.manifest_key_rotations.map((e: any) => ManifestKeyRotation.fromJSON(e))
+        : [],
     };
   },
 
@@ -1097,6 +1263,9 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
     if (message.natsUrl !== "") {
       obj.natsUrl = message.natsUrl;
     }
+    if (message.manifestKeyRotations?.length) {
+      obj.manifestKeyRotations = message.manifestKeyRotations.map((e) => ManifestKeyRotation.toJSON(e));
+    }
     return obj;
   },
 
@@ -1109,6 +1278,120 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
     message.renewedCredential = object.renewedCredential ?? "";
     message.renewedCredentialExpiresAt = object.renewedCredentialExpiresAt ?? undefined;
     message.natsUrl = object.natsUrl ?? "";
+    message.manifestKeyRotations = object.manifestKeyRotations?.map((e) => ManifestKeyRotation.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseManifestKeyRotation(): ManifestKeyRotation {
+  return { statementJson: "", previousKeySignature: Buffer.alloc(0), newKeySignature: Buffer.alloc(0) };
+}
+
+export const ManifestKeyRotation: MessageFns<ManifestKeyRotation> = {
+  encode(message: ManifestKeyRotation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.statementJson !== "") {
+      writer.uint32(10).string(message.statementJson);
+    }
+    if (message.previousKeySignature.length !== 0) {
+      writer.uint32(18).bytes(message.previousKeySignature);
+    }
+    if (message.newKeySignature.length !== 0) {
+      writer.uint32(26).bytes(message.newKeySignature);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ManifestKeyRotation {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseManifestKeyRotation();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.statementJson = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.previousKeySignature = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.newKeySignature = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ManifestKeyRotation {
+    return {
+      statementJson: isSet(object.statementJson)
+        ? globalThis.String(object.statementJson)
+        : isSet(object.statement_json)
+        ? globalThis.String(object.statement_json)
+        : "",
+      previousKeySignature: isSet(object.previousKeySignature)
+        ? Buffer.from(bytesFromBase64(object.previousKeySignature))
+        : isSet(object.previous_key_signature)
+        ? Buffer.from(bytesFromBase64(object.previous_key_signature))
+        : Buffer.alloc(0),
+      newKeySignature: isSet(object.newKeySignature)
+        ? Buffer.from(bytesFromBase64(object.newKeySignature))
+        : isSet(object.new_key_signature)
+        ? Buffer.from(bytesFromBase64(object.new_key_signature))
+        : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: ManifestKeyRotation): unknown {
+    const obj: any = {};
+    if (message.statementJson !== "") {
+      obj.statementJson = message.statementJson;
+    }
+    if (message.previousKeySignature.length !== 0) {
+      obj.previousKeySignature = base64FromBytes(message.previousKeySignature);
+    }
+    if (message.newKeySignature.length !== 0) {
+      obj.newKeySignature = base64FromBytes(message.newKeySignature);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ManifestKeyRotation>, I>>(base?: I): ManifestKeyRotation {
+    return ManifestKeyRotation.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ManifestKeyRotation>, I>>(object: I): ManifestKeyRotation {
+    const message = createBaseManifestKeyRotation();
+    message.statementJson = object.statementJson ?? "";
+    message.previousKeySignature = object.previousKeySignature ?? Buffer.alloc(0);
+    message.newKeySignature = object.newKeySignature ?? Buffer.alloc(0);
     return message;
   },
 };
