@@ -178,8 +178,11 @@ export class ModelService {
         backoff: o.backoff,
         logger: o.logger,
       });
-      // Another class is another track: watch its keys from now on.
-      const forgetClass = o.session.onHardwareClassChange(() => watcher.rewatch());
+      // Another class is another track and release bucket: new NATS rights, then its keys.
+      const forgetClass = o.session.onHardwareClassChange(() => {
+        void moving.reconnect();
+        watcher.rewatch();
+      });
       stop.signal.addEventListener('abort', forgetClass, { once: true });
       reconciler = new Reconciler({
         watcher,

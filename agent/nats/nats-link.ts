@@ -67,8 +67,23 @@ export class NatsLink {
       'moving to the NATS URL the control plane advertises',
     );
     this.#url = url;
+    await this.#startOver('the NATS link moved to another URL');
+  }
+
+  /**
+   * Connects again: the device's rights changed (another hardware class: another track and
+   * release bucket), and the server gives a connection the rights it had when it was made.
+   * The control plane also closes such connections; this covers one made while it did so.
+   */
+  async reconnect(): Promise<void> {
+    if (this.#closed.signal.aborted) return;
+    this.#o.logger.info('connecting to NATS again for the rights of its new hardware class');
+    await this.#startOver('the NATS link connects again');
+  }
+
+  async #startOver(why: string): Promise<void> {
     const old = this.#connecting;
-    this.#attempt.abort(new Error('the NATS link moved to another URL'));
+    this.#attempt.abort(new Error(why));
     this.#attempt = new AbortController();
     this.#connecting = undefined;
     for (const listener of this.#onReconnect) listener();

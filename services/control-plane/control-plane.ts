@@ -180,7 +180,8 @@ export async function startControlPlane(
     onChange: (deviceId, before, after) => {
       if (!mustDisconnect(before, after)) return;
       const why = !after ? 'deleted' : after.revokedAt ? 'revoked' : 'hardware class changed';
-      disconnector.disconnect(deviceId, why).catch((err: unknown) => {
+      const moved = after !== undefined && !after.revokedAt;
+      disconnector.disconnect(deviceId, why, moved).catch((err: unknown) => {
         log.error({ err, deviceId, why }, "cannot close the device's NATS connections");
       });
     },

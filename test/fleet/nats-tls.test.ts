@@ -11,10 +11,12 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { ServiceUnreachableError } from '../../common/errors.js';
 import { connectNats, splitCredentials } from '../../common/nats.js';
 import { loadToolchain, REPO_ROOT, startNatsServer } from '../../services/stack/index.js';
+import { eventually, startTestAgent } from '../helpers/agents.js';
+import { startTestControlPlane } from '../helpers/control-plane.js';
 import { createTestPki, type TestPki } from '../helpers/tls.js';
 
 /** A nats-server on 127.0.0.1 that requires TLS: dev.conf's settings and accounts, plus `tls`. */
-async function startTlsNatsServer(pki: TestPki) {
+async function startTlsNatsServer(pki: TestPki, options: { monitor?: boolean } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'edgeforge-nats-tls-'));
   onTestFinished(() => rm(dir, { recursive: true, force: true }));
   // Copied side by side, as the deployments ship them: dev.conf includes accounts.conf.
@@ -37,6 +39,7 @@ async function startTlsNatsServer(pki: TestPki) {
     storeDir: join(dir, 'jetstream'),
     configFile: join(dir, 'nats.conf'),
     logFile: join(dir, 'nats-server.log'),
+    monitor: options.monitor,
   });
   onTestFinished(() => server.stop());
   return server;
@@ -112,5 +115,37 @@ describe('NATS over TLS', () => {
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ServiceUnreachableError);
     expect((err as Error).message).toMatch(/offers no TLS, but tls:\/\/ or a CA file requires it/);
+  });
+
+  it('lets an agent in through the auth callout over TLS, trusting the CA from --nats-ca-file', async () => {
+    const pki = await createTestPki();
+    const server = await startTlsNatsServer(pki, { monitor: true });
+    const central = await connectNats(tlsUrl(server.url), { name: 'cp', caFile: pki.caCert });
+    const system = await connectNats(tlsUrl(server.systemUrl), {
+      name: 'cp-system',
+      caFile: pki.caCert,
+    });
+    onTestFinished(() => Promise.all([central.drain(), system.drain()]));
+    const cp = await startTestControlPlane({
+      nats: central,
+      natsAuth: { issuerSeed: server.secrets.calloutIssuerSeed, system },
+      advertisedNatsUrl: `tls://127.0.0.1:${server.port}`,
+    });
+    const agent = await startTestAgent(
+      cp.address,
+      { cpuinfo: 'raspberry-pi-5' },
+      { natsCaFile: pki.caCert },
+    );
+    // The server lists the agent's connection, as the device's own user, over TLS.
+    const connection = await eventually(async () => {
+      const connz = (await (await fetch(`${server.monitorUrl}/connz?auth=true`)).json()) as {
+        connections?: { name?: string; tls_version?: string; authorized_user?: string }[];
+      };
+      const found = connz.connections?.find((c) => c.name === `edgeforge-agent-${agent.deviceId}`);
+      // Authorised by the callout as this device (the user name is the device id).
+      expect(found?.authorized_user).toBe(agent.deviceId);
+      return found!;
+    });
+    expect(connection.tls_version).toMatch(/^1\.[23]$/);
   });
 });

@@ -8,7 +8,7 @@ import { createLogger } from '../../common/logger.js';
 import { MAX_REQUEST_BYTES } from '../../common/fleet-api.js';
 import { callUnary, type UnaryMethod } from '../../common/grpc-unary.js';
 import { KV_BUCKETS } from '../../common/names.js';
-import type { NatsConnection } from '../../common/nats.js';
+import { connectNats, type NatsConnection } from '../../common/nats.js';
 import {
   startControlPlane,
   type ControlPlaneOptions,
@@ -101,10 +101,10 @@ export async function natsAuthOf(server: {
   systemUrl: string;
   secrets: { calloutIssuerSeed: string };
 }): Promise<ControlPlaneOptions['natsAuth']> {
-  return {
-    issuerSeed: server.secrets.calloutIssuerSeed,
-    system: await testNats('control-plane-system', server.systemUrl),
-  };
+  // Closed, not drained, after the test: the server may be gone by then (a test that moves it).
+  const system = await connectNats(server.systemUrl, { name: 'control-plane-system' });
+  onTestFinished(() => system.close().catch(() => {}));
+  return { issuerSeed: server.secrets.calloutIssuerSeed, system };
 }
 
 /** The run's Temporal dev server, as the control plane's `temporal` option. */

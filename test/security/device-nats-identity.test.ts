@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { createUser } from '@nats-io/nkeys';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { cohortOf } from '../../common/cohorts.js';
 import {
@@ -183,5 +184,23 @@ describe('each device connects to NATS as itself, with its own rights only', () 
     await expect(
       connect({ servers: servers(), token: credential, maxReconnectAttempts: 0 }),
     ).rejects.toThrow(/authorization/i);
+  });
+});
+
+describe('a control plane that cannot give devices their own identity does not start', () => {
+  it('refuses an advertised NATS URL that carries credentials, and an issuer that is no account key', async () => {
+    const withPassword = testStack().natsUrl;
+    await expect(startTestControlPlane({ advertisedNatsUrl: withPassword })).rejects.toThrow(
+      /carries credentials: every device would connect with them/,
+    );
+    const system = await testNats('system', testStack().systemNatsUrl);
+    await expect(
+      startTestControlPlane({ natsAuth: { issuerSeed: 'not-a-seed', system } }),
+    ).rejects.toThrow(/issuer seed does not parse/);
+    // A user seed signs JWTs the server would refuse: every device locked out, silently.
+    const userSeed = new TextDecoder().decode(createUser().getSeed());
+    await expect(
+      startTestControlPlane({ natsAuth: { issuerSeed: userSeed, system } }),
+    ).rejects.toThrow(/not an account key/);
   });
 });

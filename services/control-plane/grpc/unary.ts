@@ -192,4 +192,3 @@ const DEVICE_ID = /^d-[0-9a-f]{20}$/;
 export function deviceIdOfName(deviceName: string): string {
   return `d-${createHash('sha256').update(deviceName).digest('hex').slice(0, 20)}`;
 }
-

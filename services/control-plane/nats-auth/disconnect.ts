@@ -5,6 +5,11 @@ import { NATS_FLEET_ACCOUNT } from './auth-callout.js';
 
 /** How long the servers of a cluster get to say which connections a device holds. */
 const CONNZ_WAIT_MS = 1_000;
+/**
+ * A connection whose authorisation was being decided (on the record before the change) when
+ * the servers were asked is not listed yet: a second sweep this much later closes it too.
+ */
+export const SECOND_SWEEP_MS = 3_000;
 
 interface Connz {
   server?: { id?: string };
@@ -39,7 +44,24 @@ export class DeviceDisconnector {
     private readonly logger: Logger,
   ) {}
 
-  async disconnect(deviceId: string, why: string): Promise<number> {
+  /**
+   * Closes the device's connections now and, unless `once` (a class change: the agent connects
+   * again by itself), once more after SECOND_SWEEP_MS.
+   */
+  async disconnect(deviceId: string, why: string, once = false): Promise<number> {
+    const closed = await this.#sweep(deviceId, why);
+    if (once) return closed;
+    const timer = setTimeout(() => {
+      if (this.system.isClosed()) return;
+      this.#sweep(deviceId, why).catch((err: unknown) =>
+        this.logger.error({ err, deviceId, why }, "cannot close the device's NATS connections"),
+      );
+    }, SECOND_SWEEP_MS);
+    timer.unref();
+    return closed;
+  }
+
+  async #sweep(deviceId: string, why: string): Promise<number> {
     const replies = await this.system.requestMany(
       '$SYS.REQ.SERVER.PING.CONNZ',
       JSON.stringify({ user: deviceId, acc: NATS_FLEET_ACCOUNT, auth: true, limit: 1024 }),
