@@ -179,8 +179,14 @@ export async function startControlPlane(
     // A revoked or deleted device loses NATS at once; a moved one reconnects with its new rights.
     onChange: (deviceId, before, after) => {
       if (!mustDisconnect(before, after)) return;
-      const why = !after ? 'deleted' : after.revokedAt ? 'revoked' : 'hardware class changed';
-      const moved = after !== undefined && !after.revokedAt;
+      const why = !after
+        ? 'deleted'
+        : after.revokedAt
+          ? 'revoked'
+          : after.credentialsValidAfter !== before?.credentialsValidAfter
+            ? 'device key replaced'
+            : 'hardware class changed';
+      const moved = why === 'hardware class changed';
       disconnector.disconnect(deviceId, why, moved).catch((err: unknown) => {
         log.error({ err, deviceId, why }, "cannot close the device's NATS connections");
       });

@@ -12,7 +12,7 @@ import { jetstreamManager, type StreamInfo } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { Objm } from '@nats-io/obj';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { KV_BUCKETS, OBJECT_BUCKETS } from '../../common/names.js';
+import { KV_BUCKETS, OBJECT_BUCKETS, objectStream, releaseBucket } from '../../common/names.js';
 import { bucketOptions, parseNatsUrl } from '../../common/nats.js';
 import { FINISHED_PHASES, type RolloutStatus } from '../../common/rollout.js';
 import {
@@ -121,9 +121,9 @@ describe('a rollout on a three-node NATS cluster', () => {
       );
       expect(rollingOut.phase, rollingOut.detail).toBe('rolling_out');
 
-      // The node that leads the models' object store, while the devices fetch from it.
+      // The node that leads the release bucket of the devices' class, while they fetch from it.
       const jsm = await jetstreamManager(nats);
-      const modelsStream = `OBJ_${OBJECT_BUCKETS.models}`;
+      const modelsStream = objectStream(releaseBucket(agents[0]!.hardwareClass!));
       const leader = (await jsm.streams.info(modelsStream)).cluster?.leader ?? '';
       const victim = cluster.indexOf(leader);
       const metaLeader = await cluster.waitForMetaLeader();

@@ -11,6 +11,7 @@ import type { Logger } from '../../../common/logger.js';
 import { NATS_AUTH_CALLOUT_SUBJECT } from '../../../common/names.js';
 import type { CredentialAuthority } from '../auth/credentials.js';
 import { revokedCallRefusal, type DeviceRecord } from '../registry/device-record.js';
+import { staleCredentialRefusal } from '../registry/key-decision.js';
 import { devicePermissions } from './device-permissions.js';
 
 /** The NATS account devices (and the central services) live in: deploy/nats/*.conf. */
@@ -147,16 +148,17 @@ export class NatsAuthCallout {
       return refuse('no device credential: connect with the credential from enrollment as token');
     }
     let deviceId: string;
+    let issuedAt: number;
     let expiresAt: number;
     try {
-      ({ deviceId, expiresAt } = this.#o.authority.verify(token));
+      ({ deviceId, issuedAt, expiresAt } = this.#o.authority.verify(token));
     } catch (err) {
       return refuse((err as Error).message);
     }
     const record = this.#o.record(deviceId);
     if (!record) return refuse(`device ${deviceId} is not in the fleet registry`, deviceId);
-    const revoked = revokedCallRefusal(record);
-    if (revoked) return refuse(revoked, deviceId);
+    const refusal = revokedCallRefusal(record) ?? staleCredentialRefusal(record, issuedAt);
+    if (refusal) return refuse(refusal, deviceId);
     const permissions = devicePermissions(deviceId, record.hardwareClass);
     const jwt = await encodeUser(
       deviceId,

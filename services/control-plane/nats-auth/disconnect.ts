@@ -18,7 +18,8 @@ interface Connz {
 
 /**
  * Whether a registry change must cut a device's NATS connections: it was revoked or deleted
- * (it must lose access now, not when its user JWT expires), or its class changed (its
+ * (it must lose access now, not when its user JWT expires), it got another device key (the old
+ * key's credentials are void: whoever holds one is cut off), or its class changed (its
  * permissions name the old class's track and release bucket: it reconnects and gets new ones).
  */
 export function mustDisconnect(
@@ -28,6 +29,7 @@ export function mustDisconnect(
   if (!before) return false;
   if (!after) return true;
   if (!before.revokedAt && after.revokedAt) return true;
+  if (before.credentialsValidAfter !== after.credentialsValidAfter) return true;
   return before.hardwareClass !== after.hardwareClass;
 }
 
