@@ -10,8 +10,15 @@ function readFlags(): AgentFlags {
   const flags = [...AGENT_SETTINGS.map((s) => [s.flag, s.key] as const)];
   // Parsed only to refuse it with the way out (agent/settings.ts).
   flags.push(['enrollment-token', 'enrollmentToken']);
+  // A setting without a value (--tls, --insecure) is a switch.
+  const switches = new Set(AGENT_SETTINGS.filter((s) => s.value === undefined).map((s) => s.flag));
   const { values } = parseArgs({
-    options: Object.fromEntries(flags.map(([flag]) => [flag, { type: 'string' as const }])),
+    options: Object.fromEntries(
+      flags.map(([flag]) => [
+        flag,
+        { type: switches.has(flag) ? ('boolean' as const) : ('string' as const) },
+      ]),
+    ),
     strict: true,
   });
   return Object.fromEntries(flags.map(([flag, key]) => [key, values[flag]]));

@@ -189,6 +189,15 @@ function readEnrollmentToken(
   return token;
 }
 
+function isHostPort(address: string): boolean {
+  try {
+    parseHostPort(address);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Reads the agent's settings from flags, then the environment, then defaults; every problem is
  * reported at once, each naming its flag and variable.
@@ -251,7 +260,7 @@ export function loadAgentSettings(env: NodeJS.ProcessEnv, flags: AgentFlags = {}
       `${name('insecure')} and TLS (${name('tls')}, --tls-ca, --tls-cert) contradict each other: ` +
         'choose one',
     );
-  } else if (controlPlane !== '') {
+  } else if (isHostPort(controlPlane)) {
     const refusal = plaintextRefusal(controlPlane, { tls, insecure });
     if (refusal) problems.push(`${name('controlPlane')}: ${refusal}`);
   }

@@ -14,23 +14,29 @@
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { pathToFileURL } from 'node:url';
 import { createAccount } from '@nats-io/nkeys';
 
-const { values } = parseArgs({ options: { 'seed-file': { type: 'string' } }, strict: true });
-const account = createAccount();
-const seed = new TextDecoder().decode(account.getSeed());
-const publicKey = account.getPublicKey();
-const seedFile = values['seed-file'];
+/** A fresh account nkey pair: the seed (SA…) and its public key (A…). */
+export function newCalloutIssuer(): { seed: string; publicKey: string } {
+  const account = createAccount();
+  return { seed: new TextDecoder().decode(account.getSeed()), publicKey: account.getPublicKey() };
+}
 
-if (seedFile === undefined) {
-  process.stdout.write(
-    `seed:       ${seed}\n` +
-      `public key: ${publicKey}\n` +
-      '\nThe seed is a secret: the control plane reads it from the file named by ' +
-      'EDGEFORGE_NATS_CALLOUT_ISSUER_SEED_FILE.\nThe public key is what the NATS servers get as ' +
-      'EDGEFORGE_NATS_CALLOUT_ISSUER.\n',
-  );
-} else {
+function main(): void {
+  const { values } = parseArgs({ options: { 'seed-file': { type: 'string' } }, strict: true });
+  const { seed, publicKey } = newCalloutIssuer();
+  const seedFile = values['seed-file'];
+  if (seedFile === undefined) {
+    process.stdout.write(
+      `seed:       ${seed}\n` +
+        `public key: ${publicKey}\n` +
+        '\nThe seed is a secret: the control plane reads it from the file named by ' +
+        'EDGEFORGE_NATS_CALLOUT_ISSUER_SEED_FILE.\nThe public key is what the NATS servers get as ' +
+        'EDGEFORGE_NATS_CALLOUT_ISSUER.\n',
+    );
+    return;
+  }
   try {
     // 'wx': an existing seed is the fleet's current issuer; replacing it must be deliberate.
     writeFileSync(seedFile, `${seed}\n`, { mode: 0o600, flag: 'wx' });
@@ -41,7 +47,10 @@ if (seedFile === undefined) {
           ? ' (it holds an issuer seed already: delete it first to make a new one)\n'
           : '\n'),
     );
-    process.exit(1);
+    process.exitCode = 1;
+    return;
   }
   process.stdout.write(`EDGEFORGE_NATS_CALLOUT_ISSUER=${publicKey}\n`);
 }
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) main();

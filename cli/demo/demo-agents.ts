@@ -1,6 +1,7 @@
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ManagedProcess, REPO_ROOT } from '../../services/stack/index.js';
+import { DEVICE_KEY_FILE } from '../../agent/identity/device-key.js';
 import { profileOverride, type DemoDevice } from './demo-config.js';
 
 export interface RunningDemoAgent {
@@ -34,10 +35,14 @@ export async function startDemoAgents(options: {
   await mkdir(options.logDir, { recursive: true });
   const starting = options.devices.map(async (device) => {
     const home = join(options.dir, 'agents', device.name);
-    // A fresh identity each run: an agent keeps the NATS URL it got at enrollment, and every new
-    // stack listens on another port. Enrolling again under the same name keeps the device id.
-    await rm(join(home, 'data'), { recursive: true, force: true });
-    await mkdir(home, { recursive: true });
+    // A fresh identity each run (every new stack listens on other ports), but the same device
+    // key: enrolling again under the same name with it keeps the device id, where another key
+    // would wait for an operator's approval.
+    const data = join(home, 'data');
+    const key = await readFile(join(data, DEVICE_KEY_FILE)).catch(() => undefined);
+    await rm(data, { recursive: true, force: true });
+    await mkdir(data, { recursive: true, mode: 0o700 });
+    if (key) await writeFile(join(data, DEVICE_KEY_FILE), key, { mode: 0o600 });
     const overrideFile = join(home, 'profile.json');
     await writeFile(
       overrideFile,

@@ -5,6 +5,8 @@
  * code fails here, and the health probes run against the real services of the test stack.
  */
 import { execFile, spawnSync } from 'node:child_process';
+import { CREDENTIAL_KEY_FILE } from '../../services/control-plane/auth/credential-keys.js';
+import { MANIFEST_KEY_PEM_FILE } from '../../common/manifest-key-set.js';
 import {
   cpSync,
   existsSync,
@@ -14,6 +16,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  writeFileSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -22,7 +25,15 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { EdgeAgent } from '../../agent/index.js';
 import { createLogger } from '../../common/logger.js';
 import { loadNatsReplicas } from '../../common/config.js';
-import { loadToolchain, REPO_ROOT } from '../../services/stack/index.js';
+import { parseNatsUrl, redactUrl } from '../../common/nats.js';
+import {
+  generateNatsServerSecrets,
+  loadToolchain,
+  natsServerEnvironment,
+  REPO_ROOT,
+} from '../../services/stack/index.js';
+import { newCalloutIssuer } from '../../scripts/nats-callout-key.js';
+import { issuerKeyPair } from '../../services/control-plane/nats-auth/auth-callout.js';
 import { ENROLLMENT_TOKEN, startTestControlPlane } from '../helpers/control-plane.js';
 import { testStack } from '../helpers/stack.js';
 
@@ -174,16 +185,12 @@ function envNamesReadBy(container: OurContainer): Set<string> {
 
 /** The files the control plane reads from (or creates in) its data directory, from its source. */
 function controlPlaneDataDirFiles(): string[] {
-  const sources = ['control-plane.ts', 'main.ts'].map((f) =>
-    read(join(ROOT, 'services/control-plane', f)),
-  );
-  return sources
-    .flatMap((s) => [
-      ...s.matchAll(/dataDir\}\/([\w.-]+)`/g),
-      ...s.matchAll(/join\(dataDir, '([\w.-]+)'\)/g),
-    ])
-    .map((m) => m[1]!)
-    .sort();
+  // The tokens main.ts reads from the data dir, and the keys a control plane needs before any
+  // rotation (the versioned key sets are written by the first rotation: see docs/security.md).
+  const tokens = [
+    ...read(join(ROOT, 'services/control-plane/main.ts')).matchAll(/join\(dataDir, '([\w.-]+)'\)/g),
+  ].map((m) => m[1]!);
+  return [...tokens, CREDENTIAL_KEY_FILE, MANIFEST_KEY_PEM_FILE].sort();
 }
 
 /** One container running one of our images, wherever it is declared. */
@@ -196,6 +203,12 @@ interface OurContainer {
   probes: string[][];
 }
 
+/**
+ * Variables that the runtime, not our code, reads: Python's ssl module takes its CA file from
+ * SSL_CERT_FILE (how the gpu worker's nats-py verifies NATS's certificate).
+ */
+const STANDARD_ENV: Record<OurContainer['image'], string[]> = { node: [], gpu: ['SSL_CERT_FILE'] };
+
 function checkEnvironment(container: OurContainer, problems: string[]): void {
   const read = envNamesReadBy(container);
   const values = [...container.env.values()];
@@ -206,8 +219,12 @@ function checkEnvironment(container: OurContainer, problems: string[]): void {
           `${container.where} sets ${name}, which ${container.image === 'gpu' ? 'the gpu worker' : container.entry} never reads`,
         );
       }
-    } else if (!values.some((v) => v.includes(`$(${name})`))) {
-      // Anything else is only allowed as a part of another variable: NATS_PASSWORD → the URL.
+    } else if (
+      !values.some((v) => v.includes(`$(${name})`)) &&
+      !STANDARD_ENV[container.image].includes(name)
+    ) {
+      // Anything else is only allowed as a part of another variable (NATS_PASSWORD → the URL),
+      // or as a variable the runtime itself reads.
       problems.push(`${container.where} sets ${name}, which nothing reads`);
     }
   }
@@ -670,79 +687,374 @@ describe('compose', () => {
 // ---------------------------------------------------------------------------------------------
 // NATS configuration (compose and Kubernetes)
 
-/** The `authorization { ... }` block, without comments and blank space. */
-function authorizationBlock(conf: string): string {
-  const start = conf.indexOf('authorization {');
-  expect(start, 'an authorization block').toBeGreaterThanOrEqual(0);
-  let depth = 0;
-  let end = start;
-  for (; end < conf.length; end++) {
-    if (conf[end] === '{') depth++;
-    if (conf[end] === '}' && --depth === 0) break;
-  }
-  return conf
-    .slice(start, end + 1)
+const NATS_DIR = join(ROOT, 'deploy/nats');
+const ACCOUNTS = read(join(NATS_DIR, 'accounts.conf'));
+
+/** A nats-server configuration without its comments. */
+const natsCode = (conf: string) =>
+  conf
     .split('\n')
-    .map((l) => l.replace(/#.*/, '').trim())
-    .filter(Boolean)
+    .map((l) => l.replace(/#.*/, ''))
     .join('\n');
+
+/** The environment variables a nats-server configuration reads ($NAME outside comments). */
+function envReadByNatsConf(conf: string): string[] {
+  return [
+    ...new Set([...natsCode(conf).matchAll(/\$([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!)),
+  ];
 }
 
+/** `nats-server -t` of `config` with only `env` (and PATH): undefined when it is valid. */
+function natsConfigProblem(config: string, env: Record<string, string>): string | undefined {
+  const result = spawnSync(loadToolchain().natsServer, ['-t', '-c', config], {
+    env: { ...env, PATH: process.env.PATH },
+    encoding: 'utf8',
+  });
+  const output = `${result.stdout}${result.stderr}`.trim();
+  return result.status === 0 && output.includes('is valid') ? undefined : output;
+}
+
+/**
+ * A copy of deploy/compose/tls (without any certificate of the checkout) in which its
+ * make-certs.sh made the CA and NATS's certificate, as an operator does before `compose up`.
+ */
+function composeTlsWithCertificates(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'edgeforge-compose-tls-'));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  cpSync(join(COMPOSE_DIR, 'tls'), join(dir, 'tls'), {
+    recursive: true,
+    filter: (source) => !/\.(crt|key|srl)$/.test(source),
+  });
+  const made = spawnSync('bash', [join(dir, 'tls/make-certs.sh'), 'nats.edgeforge.example.com'], {
+    encoding: 'utf8',
+  });
+  expect(made.status, made.stderr).toBe(0);
+  return join(dir, 'tls');
+}
+
+/**
+ * A configuration as the container sees it, moved under `root`: absolute paths into the
+ * mounted folders `targets` (the TLS files) point into the copy there.
+ */
+const rootedAt = (conf: string, root: string, targets: string[]) =>
+  targets.reduce((text, target) => text.replaceAll(`"${target}/`, `"${root}${target}/`), conf);
+
+/** An account public key for the auth callout's `issuer` (the .env.example value is none). */
+const calloutIssuer = () => newCalloutIssuer().publicKey;
+
 describe('NATS configuration', () => {
-  const devConf = read(join(ROOT, 'deploy/nats/dev.conf'));
+  const devConf = join(NATS_DIR, 'dev.conf');
   const composeConf = join(COMPOSE_DIR, 'nats/nats.conf');
   const k8sConf = join(K8S_BASE, 'nats/nats.conf');
+  const natsNodes = ['nats-1', 'nats-2', 'nats-3'];
+  const natsStatefulSet = () =>
+    workloadsOf(base.objects).find((w) => w.where === 'StatefulSet nats')!;
 
-  it('has the dev server users and permissions, in the copies kustomize needs too', () => {
-    expect(authorizationBlock(read(composeConf))).toBe(authorizationBlock(devConf));
-    expect(authorizationBlock(read(k8sConf))).toBe(authorizationBlock(devConf));
-    for (const conf of [composeConf, k8sConf])
-      expect(read(conf)).toContain('include "permissions.conf"');
-    expect(read(join(K8S_BASE, 'nats/permissions.conf'))).toBe(
-      read(join(ROOT, 'deploy/nats/permissions.conf')),
-    );
+  it('takes who may connect from the one accounts.conf, with a byte-identical copy for kustomize', () => {
+    // Every server configuration includes it and declares no users or accounts of its own.
+    for (const conf of [devConf, composeConf, k8sConf]) {
+      const code = natsCode(read(conf));
+      expect(code, rel(conf)).toMatch(/^include "accounts\.conf"$/m);
+      expect(code, rel(conf)).not.toMatch(/^\s*(authorization|accounts|users|system_account)\b/m);
+    }
+    // kustomize reads files inside its folder only: the copy next to nats.conf is the same file,
+    // and the ConfigMap mounted as nats.conf's folder carries both.
+    expect(read(join(K8S_BASE, 'nats/accounts.conf'))).toBe(ACCOUNTS);
+    const generator = objs(loadYaml(join(K8S_BASE, 'kustomization.yaml'))[0]!.configMapGenerator);
+    expect(strs(generator.find((g) => g.name === 'nats-config')?.files).sort()).toEqual([
+      'nats/accounts.conf',
+      'nats/nats.conf',
+    ]);
+    // Compose mounts deploy/nats/accounts.conf itself, next to each node's nats.conf.
+    for (const node of natsNodes) {
+      const mounts = composeMounts(obj(services[node]));
+      const conf = mounts.find((m) => m.target.endsWith('/nats.conf'))!;
+      const accounts = mounts.find((m) => m.target === `${dirname(conf.target)}/accounts.conf`);
+      expect(accounts && resolve(COMPOSE_DIR, accounts.source!), node).toBe(
+        join(NATS_DIR, 'accounts.conf'),
+      );
+    }
   });
 
-  it('is accepted by nats-server, laid out as the compose nodes mount it', () => {
-    const nats = loadToolchain().natsServer;
+  it('has no shared device user: only the central services and the system user are static', () => {
+    const code = natsCode(ACCOUNTS);
+    const users = [...code.matchAll(/\buser:\s*"([^"]+)"/g)].map((m) => m[1]);
+    expect(users.sort()).toEqual(['edgeforge', 'system']);
+    expect(code).toMatch(/auth_users:\s*\[\s*"edgeforge",\s*"system"\s*\]/);
+    expect(code).toMatch(/issuer:\s*\$EDGEFORGE_NATS_CALLOUT_ISSUER\b/);
+    // Nothing under deploy/ still mentions the old shared `agent` user or its permissions.
+    const leftovers = [
+      /EDGEFORGE_NATS_AGENT_PASSWORD/,
+      /\bagent-password\b/,
+      /\bNATS_AGENT_PASSWORD\b/,
+      /permissions\.conf/,
+      /AGENT_PERMISSIONS/,
+      /\buser:\s*"?agent"?\b/,
+      /:\/\/agent:/,
+    ];
+    const problems = filesUnder(join(ROOT, 'deploy')).flatMap((file) =>
+      leftovers.filter((re) => re.test(read(file))).map((re) => `${rel(file)} mentions ${re}`),
+    );
+    expect(existsSync(join(NATS_DIR, 'permissions.conf'))).toBe(false);
+    expect(problems).toEqual([]);
+  });
+
+  it('makes the callout issuer with scripts/nats-callout-key.ts, as the comments say', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgeforge-callout-key-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const seedFile = join(dir, 'nats-callout-issuer.seed');
+    const run = () =>
+      spawnSync(
+        process.execPath,
+        ['--import', 'tsx', 'scripts/nats-callout-key.ts', '--seed-file', seedFile],
+        { cwd: ROOT, encoding: 'utf8' },
+      );
+    const made = run();
+    expect(made.status, made.stderr).toBe(0);
+    // The line for .env is the public key of the seed the control plane will sign with.
+    const seed = read(seedFile);
+    expect(made.stdout).toBe(
+      `EDGEFORGE_NATS_CALLOUT_ISSUER=${issuerKeyPair(seed).getPublicKey()}\n`,
+    );
+    expect(statSync(seedFile).mode & 0o777).toBe(0o600);
+    // A second run never replaces the fleet's issuer.
+    const again = run();
+    expect(again.status).toBe(1);
+    expect(again.stderr).toMatch(/holds an issuer seed already/);
+    expect(read(seedFile)).toBe(seed);
+  });
+
+  it('gives every NATS node the variables its configuration reads, which the dev stack sets too', () => {
+    // The embedded stack (services/stack/nats-server.ts) sets exactly what accounts.conf reads.
+    const accountsReads = envReadByNatsConf(ACCOUNTS).sort();
+    expect(Object.keys(natsServerEnvironment(generateNatsServerSecrets())).sort()).toEqual(
+      accountsReads,
+    );
     const problems: string[] = [];
-    for (const node of ['nats-1', 'nats-2', 'nats-3']) {
+    for (const node of natsNodes) {
+      const env = composeEnv(obj(services[node]));
+      for (const name of [...accountsReads, ...envReadByNatsConf(read(composeConf))]) {
+        if (!env.has(name)) problems.push(`compose ${node} does not set ${name}`);
+      }
+    }
+    const env = new Set(objs(containersOf(natsStatefulSet())[0]!.env).map((e) => str(e.name)));
+    for (const name of [...accountsReads, ...envReadByNatsConf(read(k8sConf))]) {
+      if (!env.has(name)) problems.push(`StatefulSet nats does not set ${name}`);
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('is accepted by nats-server, laid out as the compose nodes mount it, TLS files included', () => {
+    const tls = composeTlsWithCertificates();
+    const problems: string[] = [];
+    for (const node of natsNodes) {
       const service = obj(services[node]);
       const dir = mkdtempSync(join(tmpdir(), 'edgeforge-nats-conf-'));
       onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+      const folders: string[] = [];
       for (const mount of composeMounts(service).filter((m) => m.bind)) {
+        // The certificates an operator makes in tls/ (never in git) come from the copy.
+        const inTls = relative(join(COMPOSE_DIR, 'tls'), resolve(COMPOSE_DIR, mount.source!));
+        const source = inTls.startsWith('..')
+          ? resolve(COMPOSE_DIR, mount.source!)
+          : join(tls, inTls);
         mkdirSync(dirname(join(dir, mount.target)), { recursive: true });
-        cpSync(resolve(COMPOSE_DIR, mount.source!), join(dir, mount.target));
+        cpSync(source, join(dir, mount.target), { recursive: true });
+        if (statSync(source).isDirectory()) folders.push(mount.target);
       }
       const config = join(
         dir,
         strs(service.command)[strs(service.command).indexOf('--config') + 1]!,
       );
-      const env = Object.fromEntries(composeEnv(service));
-      const result = spawnSync(nats, ['-t', '-c', config], {
-        env: { ...env, PATH: process.env.PATH },
-        encoding: 'utf8',
-      });
-      if (result.status !== 0) problems.push(`${node}: ${result.stderr.trim()}`);
+      writeFileSync(config, rootedAt(read(config), dir, folders));
+      const env = {
+        ...Object.fromEntries(composeEnv(service)),
+        EDGEFORGE_NATS_CALLOUT_ISSUER: calloutIssuer(),
+      };
+      const problem = natsConfigProblem(config, env);
+      if (problem) problems.push(`${node}: ${problem}`);
+      if (node === 'nats-1') {
+        // Clients get TLS or nothing: without its certificate the node does not start.
+        const certFile = /\bcert_file:\s*"([^"]+)"/.exec(read(config))?.[1];
+        if (!certFile?.startsWith(dir)) problems.push(`${node}: no cert_file in a mounted folder`);
+        else rmSync(certFile);
+        if (!natsConfigProblem(config, env))
+          problems.push(`${node} starts without its TLS certificate`);
+      }
     }
     expect(problems).toEqual([]);
   });
 
-  it('is accepted by nats-server as the Kubernetes pods see it', () => {
+  it('is accepted by nats-server as the Kubernetes pods see it, and refuses a placeholder issuer', () => {
+    const tls = composeTlsWithCertificates();
+    const nats = natsStatefulSet();
+    const container = containersOf(nats)[0]!;
     const dir = mkdtempSync(join(tmpdir(), 'edgeforge-nats-conf-'));
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-    for (const f of ['nats.conf', 'permissions.conf'])
-      cpSync(join(K8S_BASE, 'nats', f), join(dir, f));
-    const env = {
-      SERVER_NAME: 'nats-0',
-      EDGEFORGE_NATS_PASSWORD: 'a',
-      EDGEFORGE_NATS_AGENT_PASSWORD: 'b',
-    };
-    const result = spawnSync(loadToolchain().natsServer, ['-t', '-c', join(dir, 'nats.conf')], {
-      env,
-      encoding: 'utf8',
+    const generator = objs(loadYaml(join(K8S_BASE, 'kustomization.yaml'))[0]!.configMapGenerator);
+    const folders: string[] = [];
+    for (const mount of objs(container.volumeMounts)) {
+      const target = join(dir, str(mount.mountPath));
+      const volume = obj(objs(nats.pod.volumes).find((v) => v.name === mount.name));
+      mkdirSync(target, { recursive: true });
+      if (isObj(volume.configMap)) {
+        const name = obj(volume.configMap).name;
+        const files = strs(generator.find((g) => g.name === name)?.files);
+        for (const file of files) cpSync(join(K8S_BASE, file), join(target, basename(file)));
+      } else if (isObj(volume.secret)) {
+        // The TLS Secret: tls.crt and tls.key, here made by compose's make-certs.sh.
+        expect(str(volume.secret.secretName)).toBe('nats-tls');
+        for (const item of objs(volume.secret.items))
+          cpSync(join(tls, 'nats', str(item.key)), join(target, str(item.path)));
+        folders.push(str(mount.mountPath));
+      }
+    }
+    const config = join(dir, strs(container.args)[strs(container.args).indexOf('--config') + 1]!);
+    writeFileSync(config, rootedAt(read(config), dir, folders));
+    // The Secret's values, by key (nats.yaml takes every variable from edgeforge-nats).
+    const secretValues = (issuer: string): Record<string, string> => ({
+      'service-password': 'pa',
+      'system-password': 'pb',
+      'callout-issuer': issuer,
     });
-    expect(result.stderr).toContain('is valid');
+    const envWith = (values: Record<string, string>) =>
+      Object.fromEntries(
+        objs(container.env).map((e) => {
+          const ref = obj(obj(e.valueFrom).secretKeyRef);
+          if (e.valueFrom === undefined) return [str(e.name), str(e.value)];
+          if (isObj(obj(e.valueFrom).fieldRef)) return [str(e.name), 'nats-0'];
+          expect(str(ref.name), str(e.name)).toBe('edgeforge-nats');
+          expect(values, str(e.name)).toHaveProperty([str(ref.key)]);
+          return [str(e.name), values[str(ref.key)]!];
+        }),
+      );
+    expect(natsConfigProblem(config, envWith(secretValues(calloutIssuer())))).toBeUndefined();
+    // secrets.example.yaml's REPLACE_ME fails loudly instead of running without devices' auth.
+    expect(natsConfigProblem(config, envWith(secretValues('REPLACE_ME')))).toBeDefined();
+  });
+
+  it('hands devices the servers only, over TLS: no configuration gives a device NATS credentials', () => {
+    const problems: string[] = [];
+    const advertised = (where: string, url: string | undefined, expected?: string) => {
+      if (url === undefined)
+        return problems.push(`${where} sets no EDGEFORGE_CP_ADVERTISED_NATS_URL`);
+      if (parseNatsUrl(url).user !== undefined || url.includes('$('))
+        problems.push(`${where} advertises credentials: ${redactUrl(url)}`);
+      if (!parseNatsUrl(url).servers.every((s) => s.startsWith('tls://')))
+        problems.push(`${where} advertises ${url}, not tls://`);
+      if (expected !== undefined && url !== expected)
+        problems.push(`${where} advertises ${url}, not ${expected}`);
+    };
+    const cpCompose = composeContainers().find((c) => c.where === 'compose service control-plane')!;
+    advertised(cpCompose.where, cpCompose.env.get('EDGEFORGE_CP_ADVERTISED_NATS_URL'));
+    const cpK8s = k8sContainers(base).find((c) => c.entry === 'services/control-plane/main.ts')!;
+    advertised(cpK8s.where, cpK8s.env.get('EDGEFORGE_CP_ADVERTISED_NATS_URL'));
+    const patch = workloadsOf(production.patches).find((w) => w.name === 'control-plane')!;
+    const patchEnv = new Map(
+      objs(containersOf(patch)[0]!.env).map((e) => [str(e.name), str(e.value ?? '')]),
+    );
+    advertised(
+      'the production overlay',
+      patchEnv.get('EDGEFORGE_CP_ADVERTISED_NATS_URL'),
+      'tls://nats.edgeforge.example.com:4222',
+    );
+    // The agents get no NATS URL of their own: they use what the control plane advertises.
+    for (const agent of composeContainers().filter((c) => c.entry === 'agent/main.ts')) {
+      if (agent.env.has('EDGEFORGE_NATS_URL')) problems.push(`${agent.where} sets a NATS URL`);
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('connects the control plane as the system user too, and gives it the callout seed as a file', () => {
+    // compose: the system user's URL, and the seed as a compose secret.
+    const cp = obj(services['control-plane']);
+    const env = composeEnv(cp);
+    const system = parseNatsUrl(env.get('EDGEFORGE_NATS_SYSTEM_URL') ?? '');
+    expect(system.user).toBe('system');
+    expect(system.pass).toBe(ENV_EXAMPLE.get('EDGEFORGE_NATS_SYSTEM_PASSWORD'));
+    const seedFile = env.get('EDGEFORGE_NATS_CALLOUT_ISSUER_SEED_FILE') ?? '';
+    const secret = basename(seedFile);
+    expect(seedFile).toBe(`/run/secrets/${secret}`);
+    expect(strs(cp.secrets)).toContain(secret);
+    const seedSource = resolve(COMPOSE_DIR, str(obj(obj(compose.secrets)[secret]).file));
+    // The seed file itself is the operator's (never in git); its folder is there.
+    expect(existsSync(dirname(seedSource)), rel(seedSource)).toBe(true);
+
+    // Kubernetes: the same Secret and key as the NATS pods' system password; the seed as the one
+    // item of the NATS Secret mounted where EDGEFORGE_NATS_CALLOUT_ISSUER_SEED_FILE points.
+    const w = workloadsOf(base.objects).find((x) => x.where === 'Deployment control-plane')!;
+    const container = containersOf(w)[0]!;
+    const k8sEnv = objs(container.env);
+    const value = (name: string) => str(k8sEnv.find((e) => e.name === name)?.value ?? '');
+    const refOf = (entries: Json[], name: string) =>
+      obj(obj(entries.find((e) => e.name === name)?.valueFrom).secretKeyRef);
+    expect(value('EDGEFORGE_NATS_SYSTEM_URL')).toMatch(
+      /^tls:\/\/system:\$\(NATS_SYSTEM_PASSWORD\)@/,
+    );
+    expect(refOf(k8sEnv, 'NATS_SYSTEM_PASSWORD')).toEqual(
+      refOf(objs(containersOf(natsStatefulSet())[0]!.env), 'EDGEFORGE_NATS_SYSTEM_PASSWORD'),
+    );
+    const k8sSeed = value('EDGEFORGE_NATS_CALLOUT_ISSUER_SEED_FILE');
+    const mount = objs(container.volumeMounts).find((m) => m.mountPath === dirname(k8sSeed));
+    const volume = obj(objs(w.pod.volumes).find((v) => v.name === mount?.name)?.secret);
+    const issuerRef = refOf(
+      objs(containersOf(natsStatefulSet())[0]!.env),
+      'EDGEFORGE_NATS_CALLOUT_ISSUER',
+    );
+    expect(str(volume.secretName)).toBe(str(issuerRef.name));
+    expect(objs(volume.items).map((i) => [str(i.key), str(i.path)])).toEqual([
+      ['callout-issuer-seed', basename(k8sSeed)],
+    ]);
+    expect(declaredData(base, 'Secret').get(str(volume.secretName))).toEqual(
+      expect.arrayContaining(['callout-issuer', 'callout-issuer-seed', 'system-password']),
+    );
+  });
+
+  it("verifies NATS's certificate in every service with the CA file, and mounts no one else the key", () => {
+    const problems: string[] = [];
+    const caVariable = (image: 'node' | 'gpu') =>
+      image === 'gpu' ? 'SSL_CERT_FILE' : 'EDGEFORGE_NATS_CA_FILE';
+    // compose: tls/ca is the CA's certificate; tls/nats the server's key, for the NATS nodes only.
+    for (const [name, s] of Object.entries(services)) {
+      const service = obj(s);
+      const mounts = composeMounts(service).filter((m) => m.bind);
+      const from = (folder: string) =>
+        mounts.find((m) => resolve(COMPOSE_DIR, m.source!) === join(COMPOSE_DIR, folder));
+      const serverKey = from('tls/nats');
+      if (natsNodes.includes(name) !== Boolean(serverKey))
+        problems.push(`compose ${name}: ${serverKey ? 'mounts' : 'lacks'} NATS's key (tls/nats)`);
+      if (mounts.some((m) => resolve(COMPOSE_DIR, m.source!) === join(COMPOSE_DIR, 'tls')))
+        problems.push(`compose ${name} mounts tls/, the CA's private key included`);
+    }
+    for (const c of composeContainers()) {
+      const service = obj(services[c.where.replace('compose service ', '')]);
+      const url = c.env.get('EDGEFORGE_NATS_URL');
+      if (url !== undefined && !url.startsWith('tls://'))
+        problems.push(`${c.where} connects to NATS without TLS: ${redactUrl(url)}`);
+      const caFile = c.env.get(caVariable(c.image));
+      const mount = composeMounts(service).find((m) => m.target === dirname(caFile ?? ''));
+      if (!mount || resolve(COMPOSE_DIR, mount.source!) !== join(COMPOSE_DIR, 'tls/ca'))
+        problems.push(`${c.where}: ${caVariable(c.image)}=${caFile} is not in the mounted tls/ca`);
+    }
+    // Kubernetes: the CA from the Secret nats-tls, its ca.crt and nothing else.
+    for (const c of k8sContainers(base)) {
+      const w = workloadsOf(base.objects).find((x) => c.where.startsWith(`${x.where} `))!;
+      const container = containersOf(w).find((x) => c.where.endsWith(` ${str(x.name)}`))!;
+      const url = c.env.get('EDGEFORGE_NATS_URL') ?? '';
+      if (!url.startsWith('tls://')) problems.push(`${c.where} connects to NATS without TLS`);
+      const caFile = c.env.get(caVariable(c.image)) ?? '';
+      const mount = objs(container.volumeMounts).find((m) => m.mountPath === dirname(caFile));
+      const secret = obj(objs(w.pod.volumes).find((v) => v.name === mount?.name)?.secret);
+      const items = objs(secret.items).map((i) => [str(i.key), str(i.path)]);
+      if (
+        str(secret.secretName) !== 'nats-tls' ||
+        JSON.stringify(items) !== JSON.stringify([['ca.crt', basename(caFile)]])
+      )
+        problems.push(
+          `${c.where}: ${caVariable(c.image)}=${caFile} is not nats-tls's ca.crt alone`,
+        );
+    }
+    expect(problems).toEqual([]);
   });
 
   it('creates every bucket with EDGEFORGE_NATS_REPLICAS: bucketOptions() in TypeScript, replicas= in the gpu worker', () => {

@@ -125,7 +125,9 @@ describe('NATS over TLS', () => {
       name: 'cp-system',
       caFile: pki.caCert,
     });
-    onTestFinished(() => Promise.all([central.drain(), system.drain()]));
+    onTestFinished(async () => {
+      await Promise.all([central.drain(), system.drain()]);
+    });
     const cp = await startTestControlPlane({
       nats: central,
       natsAuth: { issuerSeed: server.secrets.calloutIssuerSeed, system },

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kvm, type KV } from '@nats-io/kv';
 import { bucketOptions, type NatsConnection } from '../../../common/nats.js';
@@ -12,6 +11,7 @@ import {
 import { PermissionDeniedError, UnauthenticatedError, secretMatches } from '../auth/credentials.js';
 import type { FleetKeys } from '../auth/fleet-keys.js';
 import { toRotationMessage } from './key-rotation-admin.js';
+import { deviceIdFor } from '../registry/device-id.js';
 import type { DeviceRegistry } from '../registry/device-registry.js';
 import type { RolloutSignals } from '../rollouts/rollout-signals.js';
 import {
@@ -50,13 +50,7 @@ export interface FleetServiceOptions {
   rolloutSignals: RolloutSignals;
 }
 
-/**
- * Stable device id from the name the device enrolls with, so enrolling again (after a wipe, or
- * with an expired credential) keeps the device's history instead of creating a twin.
- */
-export function deviceIdFor(deviceName: string): string {
-  return `d-${createHash('sha256').update(deviceName).digest('hex').slice(0, 20)}`;
-}
+export { deviceIdFor };
 
 function deviceOf(caller: Caller): string {
   if (caller.role !== 'device') throw new Error('unreachable: FleetService call without a device');

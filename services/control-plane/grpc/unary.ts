@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { deviceIdFor } from '../registry/device-id.js';
 import { status, type handleUnaryCall, type Metadata, type ServerUnaryCall } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { AUTHORIZATION_METADATA_KEY } from '../../../common/fleet-api.js';
@@ -157,7 +157,7 @@ function checkClientCertificate(call: ServerUnaryCall<unknown, unknown>, caller:
     // Of the calls open to anyone, Enroll names the device (an empty name is refused by field).
     const name = (call.request as { deviceName?: unknown } | null)?.deviceName;
     if (typeof name !== 'string' || name === '') return;
-    expected = deviceIdOfName(name);
+    expected = deviceIdFor(name);
     what = `the request enrolls ${JSON.stringify(name)} (device ${expected})`;
   }
   const cn = commonName(certificate.subject?.CN);
@@ -168,7 +168,7 @@ function checkClientCertificate(call: ServerUnaryCall<unknown, unknown>, caller:
       { context: { deviceId: expected } },
     );
   }
-  const named = DEVICE_ID.test(cn) ? cn : deviceIdOfName(cn);
+  const named = DEVICE_ID.test(cn) ? cn : deviceIdFor(cn);
   if (named !== expected) {
     throw new PermissionDeniedError(
       `the client certificate is for ${JSON.stringify(cn)} (device ${named}), but ${what}: ` +
@@ -185,10 +185,4 @@ function commonName(cn: string | string[] | undefined): string | undefined {
 
 const DEVICE_ID = /^d-[0-9a-f]{20}$/;
 
-/**
- * The device id of a device name: fleet-service.ts `deviceIdFor`, which imports this module (so
- * importing it here would be a cycle). test/fleet/tls.test.ts checks that the two agree.
- */
-export function deviceIdOfName(deviceName: string): string {
-  return `d-${createHash('sha256').update(deviceName).digest('hex').slice(0, 20)}`;
-}
+
