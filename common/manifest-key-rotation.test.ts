@@ -51,7 +51,12 @@ function testManifestFields(): ModelManifest {
     format: { name: 'fp32', options: {} },
     version: 3,
     hardwareClasses: ['arm64-neon'],
-    model: { bucket: 'edgeforge_release_arm64-neon', name: 'r-1/fp32.onnx', sha256: 'a'.repeat(64), size: 1 },
+    model: {
+      bucket: 'edgeforge_release_arm64-neon',
+      name: 'r-1/fp32.onnx',
+      sha256: 'a'.repeat(64),
+      size: 1,
+    },
     opset: 17,
     inputs: [{ name: 'input', elemType: 'float32', shape: ['batch', 4] }],
     outputs: [{ name: 'logits', elemType: 'float32', shape: ['batch', 2] }],

@@ -18,6 +18,8 @@ export const KV_BUCKETS = {
   rollouts: 'edgeforge_rollouts',
   /** On-device benchmark reports, one per (rollout, variant, device). */
   benchmarks: 'edgeforge_benchmarks',
+  /** Pending enrolments (a known name with another device key) and one-time enrollment tokens. */
+  enrollments: 'edgeforge_enrollments',
   /** Scratch bucket that smoke checks write to; never holds product state. */
   probe: 'edgeforge_probe',
 } as const;

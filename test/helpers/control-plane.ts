@@ -32,6 +32,7 @@ export async function resetFleetState(nats: NatsConnection): Promise<void> {
     KV_BUCKETS.benchmarks,
     KV_BUCKETS.rollouts,
     KV_BUCKETS.desiredState,
+    KV_BUCKETS.enrollments,
   ];
   for (const bucket of buckets) {
     await kvm

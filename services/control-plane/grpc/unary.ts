@@ -184,5 +184,3 @@ function commonName(cn: string | string[] | undefined): string | undefined {
 }
 
 const DEVICE_ID = /^d-[0-9a-f]{20}$/;
-
-

@@ -1,16 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Kvm, type KV } from '@nats-io/kv';
 import { bucketOptions, isRevisionConflict, type NatsConnection } from '../../../common/nats.js';
+import { KV_BUCKETS } from '../../../common/names.js';
 
 /**
  * The enrollments bucket: enrolments waiting for an operator (`pending.<deviceId>`) and one-time
  * enrollment tokens (`token.<sha256 of the token>`). Not the devices bucket: the orchestrator
  * reads every entry there as a device record (workflows/activities/fleet.ts).
- *
- * The name belongs with the others in common/names.ts (KV_BUCKETS); it is spelled here until
- * that file takes it.
  */
-export const ENROLLMENTS_BUCKET = 'edgeforge_enrollments';
 
 /** A pending enrolment is void after this long; the device asks again (a new pending id). */
 export const PENDING_TTL_MS = 7 * 24 * 3600 * 1000;
@@ -112,7 +109,7 @@ export class EnrollmentStore {
 
   static async open(nats: NatsConnection): Promise<EnrollmentStore> {
     const kv = await new Kvm(nats).create(
-      ENROLLMENTS_BUCKET,
+      KV_BUCKETS.enrollments,
       bucketOptions({ history: 1, ttl: BUCKET_MAX_AGE_MS }),
     );
     return new EnrollmentStore(kv);
