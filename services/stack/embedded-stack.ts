@@ -1,12 +1,21 @@
-import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { redactUrl } from '../../common/nats.js';
 import { REPO_ROOT, type Toolchain } from './toolchain.js';
-import { ManagedProcess, freePort } from './managed-process.js';
-import { startNatsServer, type RunningNatsServer } from './nats-server.js';
+import { writeSecretFileAtomic } from '../../common/secrets.js';
+import { lockDataDir } from './data-dir-lock.js';
+import { ManagedProcess } from './managed-process.js';
+import {
+  generateNatsServerSecrets,
+  startNatsServer,
+  type RunningNatsServer,
+} from './nats-server.js';
+import { loadStackState, saveStackState, stablePort, type StackPort } from './stack-state.js';
 import { startTemporalDevServer } from './temporal-dev-server.js';
 import { startGpuWorker } from './gpu-worker.js';
 import { startPrometheus } from './prometheus.js';
+
+export const ENDPOINTS_FILE = 'endpoints.json';
 
 /** Where a running embedded stack can be reached; written to `<dataDir>/endpoints.json`. */
 export interface StackEndpoints {
@@ -22,6 +31,8 @@ export interface StackEndpoints {
   prometheusUrl?: string;
   /** Its file_sd file for agents' /metrics: add to it with addAgentMetricsTargets. */
   prometheusAgentTargetsFile?: string;
+  /** A file (mode 0600) holding natsUrl, for `export EDGEFORGE_NATS_URL=$(cat FILE)`. */
+  natsUrlFile: string;
   /** Files holding the fleet's enrollment token and the admin token. */
   enrollmentTokenFile: string;
   adminTokenFile: string;
@@ -54,26 +65,37 @@ export interface EmbeddedStackOptions {
 export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise<EmbeddedStack> {
   const { toolchain, dataDir } = options;
   const progress = options.onProgress ?? (() => {});
+  // Before anything is started or written: a second stack on this data dir stops here.
+  const lock = await lockDataDir(dataDir);
   const logDir = join(dataDir, 'logs');
-  await mkdir(logDir, { recursive: true });
   const started: { stop(): Promise<void> }[] = [];
   const stopAll = async () => {
     for (const part of started.reverse()) await part.stop();
-    await rm(join(dataDir, 'endpoints.json'), { force: true });
+    // Only the owner gets here: endpoints.json is its own.
+    await rm(join(dataDir, ENDPOINTS_FILE), { force: true });
+    await lock.release();
   };
 
   try {
+    await mkdir(logDir, { recursive: true });
+    // The ports and NATS secrets of the last run, so that devices and shells find it again.
+    const state = await loadStackState(dataDir);
+    const port = (part: StackPort) => stablePort(state, part, progress);
+    state.natsSecrets ??= generateNatsServerSecrets();
     progress('starting nats-server and the Temporal dev server');
     const [nats, temporal] = await Promise.all([
       startNatsServer({
         binary: toolchain.natsServer,
         storeDir: join(dataDir, 'jetstream'),
+        port: await port('nats'),
+        secrets: state.natsSecrets,
         logFile: join(logDir, 'nats-server.log'),
       }),
       startTemporalDevServer({
         binary: toolchain.temporal,
         dbFile: join(dataDir, 'temporal.sqlite'),
-        uiPort: options.ui ? await freePort() : undefined,
+        port: await port('temporal'),
+        uiPort: options.ui ? await port('temporalUi') : undefined,
         logFile: join(logDir, 'temporal.log'),
       }),
     ]);
@@ -90,10 +112,10 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
     };
     const controlPlaneDir = join(dataDir, 'control-plane');
     const [cpPort, cpMetricsPort, orchestratorMetricsPort, gpuMetricsPort] = [
-      await freePort(),
-      await freePort(),
-      await freePort(),
-      await freePort(),
+      await port('controlPlane'),
+      await port('controlPlaneMetrics'),
+      await port('orchestratorMetrics'),
+      await port('gpuWorkerMetrics'),
     ];
     const cpEnv = {
       ...env,
@@ -148,8 +170,11 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
       progress(`prometheus ${prometheus.url}`);
     }
 
+    const natsUrlFile = join(dataDir, 'nats-url');
+    await writeSecretFileAtomic(natsUrlFile, `${nats.url}\n`);
     const endpoints: StackEndpoints = {
       natsUrl: nats.url,
+      natsUrlFile,
       temporalAddress: temporal.address,
       temporalUiUrl: temporal.uiUrl,
       controlPlaneAddress: `127.0.0.1:${cpPort}`,
@@ -164,7 +189,9 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
       logDir,
       pid: process.pid,
     };
-    await writeFile(join(dataDir, 'endpoints.json'), JSON.stringify(endpoints, null, 2));
+    await saveStackState(dataDir, state);
+    // Atomically (a reader never sees half of it), 0600: natsUrl carries the password.
+    await writeSecretFileAtomic(join(dataDir, ENDPOINTS_FILE), JSON.stringify(endpoints, null, 2));
     return { endpoints, stop: stopAll };
   } catch (err) {
     await stopAll();
@@ -182,9 +209,7 @@ export async function controlPlaneNatsEnvironment(
   controlPlaneDir: string,
 ): Promise<Record<string, string>> {
   const seedFile = join(controlPlaneDir, 'nats-callout-issuer.seed');
-  await mkdir(dirname(seedFile), { recursive: true });
-  await writeFile(seedFile, nats.secrets.calloutIssuerSeed, { mode: 0o600 });
-  await chmod(seedFile, 0o600);
+  await writeSecretFileAtomic(seedFile, nats.secrets.calloutIssuerSeed);
   return {
     EDGEFORGE_CP_ADVERTISED_NATS_URL: nats.agentUrl,
     EDGEFORGE_NATS_SYSTEM_URL: nats.systemUrl,
