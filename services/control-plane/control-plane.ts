@@ -14,6 +14,7 @@ import { withRequestDecoding } from './grpc/request-decoding.js';
 import { createControlPlaneMetrics } from './metrics.js';
 import { NatsAuthCallout, NatsAuthConfigError } from './nats-auth/auth-callout.js';
 import { DeviceDisconnector, mustDisconnect } from './nats-auth/disconnect.js';
+import { NatsHealth } from './nats-health.js';
 import { DeviceRegistry } from './registry/device-registry.js';
 import { CensusPublisher } from './rollouts/census-publisher.js';
 import { RolloutRecords } from './rollouts/rollout-records.js';
@@ -203,7 +204,11 @@ export async function startControlPlane(
   natsAuth.start();
   metrics.trackFleet(registry, thresholds);
   await metrics.rollouts.watch(options.nats, log);
+  // Set once the health service exists; NATS status events may come before.
+  let setServing: (serving: boolean) => void = () => {};
+  const natsHealth = new NatsHealth(options.nats, log, (serving) => setServing(serving));
   const ctx = {
+    fleetUnavailable: () => natsHealth.problem(),
     authority,
     adminToken: options.adminToken,
     metrics,
@@ -231,6 +236,10 @@ export async function startControlPlane(
   const server = new Server(grpcServerOptions(timeouts));
   const health = new HealthImplementation(Object.fromEntries(SERVICES.map((s) => [s, 'SERVING'])));
   health.addToServer(server);
+  setServing = (serving) => {
+    for (const s of SERVICES) health.setStatus(s, serving ? 'SERVING' : 'NOT_SERVING');
+  };
+  if (natsHealth.problem()) setServing(false);
   // Requests that do not decode are INVALID_ARGUMENT naming the field, not INTERNAL.
   server.addService(
     withRequestDecoding(FleetServiceService),

@@ -75,7 +75,9 @@ function statusOf(err: unknown): { code: status; details: string } {
     return { code: status.FAILED_PRECONDITION, details: err.message };
   if (err instanceof TemporalUnavailableError)
     return { code: status.UNAVAILABLE, details: err.message };
-  if (err instanceof ServiceUnreachableError || isNatsUnavailable(err)) {
+  if (err instanceof ServiceUnreachableError)
+    return { code: status.UNAVAILABLE, details: err.message };
+  if (isNatsUnavailable(err)) {
     return {
       code: status.UNAVAILABLE,
       details: 'the fleet registry (NATS) is unreachable; retry with backoff',

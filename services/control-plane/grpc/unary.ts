@@ -1,6 +1,6 @@
-import { deviceIdFor } from '../registry/device-id.js';
 import { status, type handleUnaryCall, type Metadata, type ServerUnaryCall } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { ServiceUnreachableError } from '../../../common/errors.js';
 import { AUTHORIZATION_METADATA_KEY } from '../../../common/fleet-api.js';
 import {
   PermissionDeniedError,
@@ -10,6 +10,7 @@ import {
   type DeviceCredentialClaims,
 } from '../auth/credentials.js';
 import type { ControlPlaneMetrics } from '../metrics.js';
+import { deviceIdFor } from '../registry/device-id.js';
 import { toGrpcStatus } from './errors.js';
 import { decodeFailure } from './request-decoding.js';
 
@@ -29,7 +30,14 @@ export interface UnaryContext {
    * revoked by an operator. Undefined to let it through.
    */
   deviceRefusal?: (deviceId: string) => string | undefined;
+  /**
+   * Why FleetService calls cannot be served now (NATS, where the registry lives, is down):
+   * answered UNAVAILABLE at once rather than after the call's deadline. Undefined when they can.
+   */
+  fleetUnavailable?: () => string | undefined;
 }
+
+const FLEET_SERVICE = 'edgeforge.v1.FleetService';
 
 /**
  * Wraps a handler with what every call needs: authentication for its role, the refusal of a
@@ -63,6 +71,8 @@ export function unary<Req, Res>(
         const undecodable = decodeFailure(call.request);
         if (undecodable) throw undecodable;
         checkClientCertificate(call, caller);
+        const unavailable = service === FLEET_SERVICE ? ctx.fleetUnavailable?.() : undefined;
+        if (unavailable) throw new ServiceUnreachableError(unavailable);
         const response = await handler(call.request, caller, log);
         finish(status.OK);
         return [null, response];
