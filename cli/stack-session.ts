@@ -62,13 +62,20 @@ export async function startStackForCli(options: {
   prometheus?: boolean;
 }): Promise<EmbeddedStack> {
   const say = (message: string) => process.stderr.write(`[stack] ${message}\n`);
+  let stop = async () => {};
   const stack = await startEmbeddedStack({
     toolchain: loadToolchain(),
     dataDir: dataDir(),
     ui: options.ui,
     prometheus: options.prometheus,
     onProgress: say,
+    // A part that keeps dying: the stack cannot serve; stopped loudly rather than left half up.
+    onPartGaveUp: (part, reason) => {
+      process.stderr.write(`[stack] ${part} keeps dying; stopping the stack. ${reason}\n`);
+      void stop().finally(() => process.exit(1));
+    },
   });
+  stop = () => stack.stop();
   stopOnSignals(() => stack.stop());
   return stack;
 }

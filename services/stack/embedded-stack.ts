@@ -5,6 +5,8 @@ import { REPO_ROOT, type Toolchain } from './toolchain.js';
 import { writeSecretFileAtomic } from '../../common/secrets.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { ManagedProcess } from './managed-process.js';
+import { Supervisor, type PartInstance } from './supervisor.js';
+import type { RunningTemporalDevServer } from './temporal-dev-server.js';
 import {
   generateNatsServerSecrets,
   startNatsServer,
@@ -43,7 +45,14 @@ export interface StackEndpoints {
 export interface EmbeddedStack {
   endpoints: StackEndpoints;
   stop(): Promise<void>;
+  /** How often each part was started again after it died. */
+  restarts(): Record<string, number>;
+  /** Sends a signal to one part's process (a fault, for the chaos tests). */
+  kill(part: StackPart, signal?: NodeJS.Signals): void;
 }
+
+export type StackPart =
+  'nats-server' | 'temporal' | 'control plane' | 'gpu worker' | 'orchestrator worker';
 
 export interface EmbeddedStackOptions {
   toolchain: Toolchain;
@@ -55,6 +64,11 @@ export interface EmbeddedStackOptions {
   prometheus?: boolean;
   /** Called as each part comes up, for progress output. */
   onProgress?: (message: string) => void;
+  /**
+   * A part kept dying and is not restarted any more: the stack cannot run (the CLI stops it and
+   * exits). By default only said through onProgress.
+   */
+  onPartGaveUp?: (part: string, reason: string) => void;
 }
 
 /**
@@ -68,9 +82,20 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
   // Before anything is started or written: a second stack on this data dir stops here.
   const lock = await lockDataDir(dataDir);
   const logDir = join(dataDir, 'logs');
-  const started: { stop(): Promise<void> }[] = [];
+  // Every part is watched from its start: one that dies is started again (same ports and data).
+  const supervisor = new Supervisor({
+    say: progress,
+    onGiveUp:
+      options.onPartGaveUp ?? ((part, reason) => progress(`giving up on ${part}: ${reason}`)),
+  });
+  const asPart = (proc: ManagedProcess): PartInstance => ({
+    process: proc,
+    stop: () => proc.stop(),
+  });
+  let prometheus: Awaited<ReturnType<typeof startPrometheus>> | undefined;
   const stopAll = async () => {
-    for (const part of started.reverse()) await part.stop();
+    await prometheus?.stop();
+    await supervisor.stopAll();
     // Only the owner gets here: endpoints.json is its own.
     await rm(join(dataDir, ENDPOINTS_FILE), { force: true });
     await lock.release();
@@ -83,23 +108,24 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
     const port = (part: StackPort) => stablePort(state, part, progress);
     state.natsSecrets ??= generateNatsServerSecrets();
     progress('starting nats-server and the Temporal dev server');
-    const [nats, temporal] = await Promise.all([
-      startNatsServer({
-        binary: toolchain.natsServer,
-        storeDir: join(dataDir, 'jetstream'),
-        port: await port('nats'),
-        secrets: state.natsSecrets,
-        logFile: join(logDir, 'nats-server.log'),
-      }),
-      startTemporalDevServer({
-        binary: toolchain.temporal,
-        dbFile: join(dataDir, 'temporal.sqlite'),
-        port: await port('temporal'),
-        uiPort: options.ui ? await port('temporalUi') : undefined,
-        logFile: join(logDir, 'temporal.log'),
-      }),
-    ]);
-    started.push(nats, temporal);
+    const natsOptions = {
+      binary: toolchain.natsServer,
+      storeDir: join(dataDir, 'jetstream'),
+      port: await port('nats'),
+      secrets: state.natsSecrets,
+      logFile: join(logDir, 'nats-server.log'),
+    };
+    const temporalOptions = {
+      binary: toolchain.temporal,
+      dbFile: join(dataDir, 'temporal.sqlite'),
+      port: await port('temporal'),
+      uiPort: options.ui ? await port('temporalUi') : undefined,
+      logFile: join(logDir, 'temporal.log'),
+    };
+    const [nats, temporal] = (await Promise.all([
+      supervisor.add('nats-server', () => startNatsServer(natsOptions)),
+      supervisor.add('temporal', () => startTemporalDevServer(temporalOptions)),
+    ])) as [RunningNatsServer, RunningTemporalDevServer];
     progress(`nats ${redactUrl(nats.url)}, temporal ${temporal.address}`);
 
     progress('starting the control plane, the gpu worker and the orchestrator worker');
@@ -124,49 +150,59 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
       EDGEFORGE_CP_DATA_DIR: controlPlaneDir,
       ...(await controlPlaneNatsEnvironment(nats, controlPlaneDir)),
     };
-    const [controlPlane, gpuWorker, orchestrator] = await Promise.all([
-      startNodeService(
-        'control plane',
-        'services/control-plane/main.ts',
-        cpEnv,
-        join(logDir, 'control-plane.log'),
+    await Promise.all([
+      supervisor.add('control plane', async () =>
+        asPart(
+          await startNodeService(
+            'control plane',
+            'services/control-plane/main.ts',
+            cpEnv,
+            join(logDir, 'control-plane.log'),
+          ),
+        ),
       ),
-      startGpuWorker({
-        python: toolchain.python,
-        temporalAddress: temporal.address,
-        natsUrl: nats.url,
-        natsReplicas: 1,
-        metricsListen: `127.0.0.1:${gpuMetricsPort}`,
-        logFile: join(logDir, 'gpu-worker.log'),
-      }),
-      startNodeService(
-        'orchestrator worker',
-        'workflows/main.ts',
-        {
-          ...env,
-          EDGEFORGE_MANIFEST_KEY_FILE: join(controlPlaneDir, 'manifest-signing.pem'),
-          EDGEFORGE_ORCHESTRATOR_METRICS_LISTEN: `127.0.0.1:${orchestratorMetricsPort}`,
-        },
-        join(logDir, 'orchestrator.log'),
+      supervisor.add('gpu worker', async () =>
+        asPart(
+          await startGpuWorker({
+            python: toolchain.python,
+            temporalAddress: temporal.address,
+            natsUrl: nats.url,
+            natsReplicas: 1,
+            metricsListen: `127.0.0.1:${gpuMetricsPort}`,
+            logFile: join(logDir, 'gpu-worker.log'),
+          }),
+        ),
+      ),
+      supervisor.add('orchestrator worker', async () =>
+        asPart(
+          await startNodeService(
+            'orchestrator worker',
+            'workflows/main.ts',
+            {
+              ...env,
+              EDGEFORGE_MANIFEST_KEY_FILE: join(controlPlaneDir, 'manifest-signing.pem'),
+              EDGEFORGE_ORCHESTRATOR_METRICS_LISTEN: `127.0.0.1:${orchestratorMetricsPort}`,
+            },
+            join(logDir, 'orchestrator.log'),
+          ),
+        ),
       ),
     ]);
-    started.push(controlPlane, gpuWorker, orchestrator);
     const metricsUrls = {
       controlPlane: `http://127.0.0.1:${cpMetricsPort}/metrics`,
       orchestrator: `http://127.0.0.1:${orchestratorMetricsPort}/metrics`,
       gpuWorker: `http://127.0.0.1:${gpuMetricsPort}/metrics`,
     };
 
-    let prometheus: Awaited<ReturnType<typeof startPrometheus>> | undefined;
     if (options.prometheus) {
       progress('starting Prometheus');
+      // Not supervised: a restarted Prometheus would listen on another port.
       prometheus = await startPrometheus({
         binary: toolchain.prometheus,
         dir: join(dataDir, 'prometheus'),
         metricsUrls,
         logFile: join(logDir, 'prometheus.log'),
       });
-      started.push(prometheus);
       progress(`prometheus ${prometheus.url}`);
     }
 
@@ -192,7 +228,12 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
     await saveStackState(dataDir, state);
     // Atomically (a reader never sees half of it), 0600: natsUrl carries the password.
     await writeSecretFileAtomic(join(dataDir, ENDPOINTS_FILE), JSON.stringify(endpoints, null, 2));
-    return { endpoints, stop: stopAll };
+    return {
+      endpoints,
+      stop: stopAll,
+      restarts: () => Object.fromEntries(supervisor.restarts),
+      kill: (part, signal = 'SIGKILL') => supervisor.kill(part, signal),
+    };
   } catch (err) {
     await stopAll();
     throw err;
