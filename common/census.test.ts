@@ -50,13 +50,16 @@ describe('computeCensus', () => {
       lastStatus: activated,
     }),
     device('other-class', { hardwareClass: 'x', lastStatus: activated }),
+    // Activated, then went back to another model (a local rollback not reported yet).
+    device('moved-on', { activeModel: { sha256: 'old' }, lastStatus: activated }),
   ];
   const census = computeCensus(lease, devices, (d) => d.lastSeenAt === 'online', new Date(0));
 
   it('counts each device of the class in its own cohort, by its last report for the rollout', () => {
     expect(census.cohorts).toHaveLength(COHORTS);
     const all = waveCounts(census, { from: 0, to: COHORTS }, 20);
-    expect(all).toMatchObject({ online: 4, servingTarget: 2, activated: 3, failed: 1 });
+    // The offline device reported its activation, but no longer answers: not counted.
+    expect(all).toMatchObject({ online: 5, servingTarget: 2, activated: 2, failed: 1 });
     expect(census.cohorts[cohortOf('c')]!.events.refused).toBe(1);
     expect(all.failures).toEqual([
       { deviceId: 'c', cohort: cohortOf('c'), event: 'refused', detail: 'bad signature' },

@@ -111,6 +111,11 @@ export function computeCensus(
     const status = d.lastStatus;
     if (status?.rolloutId !== lease.rolloutId) continue;
     const event = deviceEventOf(status.event) as DeviceEvent;
+    // Only what still answers counts as activated: a device that reported the activation and
+    // has since gone offline, or serves another model now, is not known to run the release (it
+    // counts as unresponsive to the wave, not as a success).
+    const servesTarget = !target || d.activeModel?.sha256 === target;
+    if (event === 'activated' && !(online && servesTarget)) continue;
     c.events[event] = (c.events[event] ?? 0) + 1;
     if (FAILURE_EVENTS.has(event)) {
       failuresTotal += 1;
