@@ -13,7 +13,7 @@ import {
 import { openActivityProbe, type ActivityProbe } from '../rollout/activity-progress.js';
 import { progressLines } from '../rollout/progress-view.js';
 import { readSpecFile } from '../rollout/spec-file.js';
-import { fetchStatus, watchRollout } from '../rollout/watch.js';
+import { fetchRollout, fetchStatus, warningLines, watchRollout } from '../rollout/watch.js';
 
 const CONNECTION_HELP = [
   '',
@@ -160,13 +160,15 @@ export function registerRollout(program: Command): void {
     .action(
       withExitCodes(async (rolloutId: string, options: ResultOptions): Promise<void> => {
         await withAdmin(async (admin) => {
-          const status = await fetchStatus(admin, rolloutId);
+          const { status, warnings } = await fetchRollout(admin, rolloutId);
           if (!FINISHED_PHASES.includes(status.phase) && !options.json) {
             const elapsedSeconds = (Date.now() - Date.parse(status.startedAt)) / 1000;
             process.stderr.write(
               `${progressLines(status, [], { elapsedSeconds, ascii: !process.stderr.isTTY }).join('\n')}\n\n`,
             );
           }
+          // On stderr, with --json too: stdout stays the status alone.
+          for (const line of warningLines(warnings)) process.stderr.write(`${line}\n`);
           process.exitCode = await reportResult(status, options);
         });
       }),

@@ -7,10 +7,22 @@ import type { AdminClient } from '../admin-client.js';
 import type { ActivityProbe } from './activity-progress.js';
 import { progressEvents, progressLines } from './progress-view.js';
 
-/** GetRollout, with the status JSON parsed. */
-export async function fetchStatus(admin: AdminClient, rolloutId: string): Promise<RolloutStatus> {
+/** GetRollout, with the status JSON parsed, and why it may be stalled (see admin.proto). */
+export async function fetchRollout(
+  admin: AdminClient,
+  rolloutId: string,
+): Promise<{ status: RolloutStatus; warnings: string[] }> {
   const response = await admin.getRollout({ rolloutId });
-  return JSON.parse(response.statusJson) as RolloutStatus;
+  return { status: JSON.parse(response.statusJson) as RolloutStatus, warnings: response.warnings };
+}
+
+export async function fetchStatus(admin: AdminClient, rolloutId: string): Promise<RolloutStatus> {
+  return (await fetchRollout(admin, rolloutId)).status;
+}
+
+/** The control plane's warnings as lines to show under the progress. */
+export function warningLines(warnings: readonly string[]): string[] {
+  return warnings.map((w) => `warning: ${w}`);
 }
 
 export interface WatchOptions {
@@ -44,8 +56,9 @@ export async function watchRollout(
 
   for (;;) {
     let status: RolloutStatus;
+    let warnings: string[];
     try {
-      status = await fetchStatus(admin, rolloutId);
+      ({ status, warnings } = await fetchRollout(admin, rolloutId));
       if (outageSince !== null) {
         out.write(
           `control plane reachable again after ${formatDuration((Date.now() - outageSince) / 1000)}\n`,
@@ -73,7 +86,10 @@ export async function watchRollout(
     const elapsedSeconds = (end - Date.parse(status.startedAt)) / 1000;
 
     if (options.live) {
-      const lines = progressLines(status, activities, { elapsedSeconds, ascii: false });
+      const lines = [
+        ...progressLines(status, activities, { elapsedSeconds, ascii: false }),
+        ...warningLines(warnings),
+      ];
       // Up to the block drawn last time, clear to the end of the screen, draw again.
       const up = drawnLines ? `\x1b[${drawnLines}A\x1b[0J` : '';
       out.write(`${up}${lines.join('\n')}\n`);
@@ -84,6 +100,15 @@ export async function watchRollout(
         if (printed.get(key) === line) continue;
         printed.set(key, line);
         out.write(`${stamp} ${key.startsWith('phase') ? '' : '  '}${line}\n`);
+      }
+      // Each once, while it lasts: printed again only if it comes back after clearing.
+      for (const key of printed.keys()) {
+        if (key.startsWith('warning:') && !warnings.includes(key.slice(8))) printed.delete(key);
+      }
+      for (const warning of warnings) {
+        if (printed.has(`warning:${warning}`)) continue;
+        printed.set(`warning:${warning}`, warning);
+        out.write(`${stamp} ${warningLines([warning])[0]}\n`);
       }
     }
     if (finished) return status;

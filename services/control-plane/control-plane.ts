@@ -253,7 +253,13 @@ export async function startControlPlane(
   );
   server.addService(
     withRequestDecoding(AdminServiceService),
-    createAdminService(ctx, registry, thresholds, { temporal, records: rolloutRecords }, keys),
+    createAdminService(
+      ctx,
+      registry,
+      thresholds,
+      { temporal, records: rolloutRecords, natsProblem: () => natsHealth.problem() },
+      keys,
+    ),
   );
 
   const credentials = options.tls

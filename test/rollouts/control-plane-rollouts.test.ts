@@ -3,7 +3,8 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { Kvm } from '@nats-io/kv';
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { Client, WorkflowNotFoundError } from '@temporalio/client';
+import { msToTs } from '@temporalio/common/lib/time.js';
 import { bundleWorkflowCode, DefaultLogger, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { profileToProto } from '../../common/fleet-api.js';
@@ -36,7 +37,8 @@ import {
   testTemporalOption,
 } from '../helpers/control-plane.js';
 import { fixtureProfile } from '../helpers/profiles.js';
-import { testNats, testTemporal } from '../helpers/stack.js';
+import { runCli } from '../helpers/cli.js';
+import { testNats, testStack, testTemporal } from '../helpers/stack.js';
 import {
   LIVE_DETAIL,
   RECORDED_DETAIL,
@@ -226,6 +228,8 @@ describe('control plane rollout calls on the real Temporal', () => {
       ),
     );
     expect(liveStatus.spec.waves.percents).toEqual([10, 50, 100]);
+    // A worker polls the queue it waits on: nothing to warn about.
+    expect(live.warnings).toEqual([]);
 
     const listed = await api.listRollouts({ pageSize: 0, pageToken: '' }, ADMIN_TOKEN);
     expect(listed.rollouts.map((r) => [r.rolloutId, r.phase])).toEqual([
@@ -266,6 +270,62 @@ describe('control plane rollout calls on the real Temporal', () => {
       api.getRollout({ rolloutId: 'never-started' }, ADMIN_TOKEN),
       status.NOT_FOUND,
       /no rollout never-started/,
+    );
+  });
+
+  it('says, in status and from the CLI, that no worker polls the queue a running rollout waits on', async () => {
+    // A namespace of its own: in the shared one, the other tests' workers polled a moment ago.
+    const { client } = await testTemporal();
+    const namespace = `stalled-${randomUUID().slice(0, 8)}`;
+    await client.workflowService.registerNamespace({
+      namespace,
+      workflowExecutionRetentionPeriod: msToTs('1 day'),
+    });
+    const cp = await startTestControlPlane({
+      temporal: { address: testStack().temporalAddress, namespace },
+    });
+    const api = rawClients(cp.address);
+    const rolloutId = newRolloutId('stalled');
+    // A new namespace takes a moment to be served.
+    await eventually(
+      () => api.startRollout({ specJson: specJson(rolloutId) }, ADMIN_TOKEN),
+      30_000,
+    );
+    onTestFinished(async () => {
+      await new Client({ connection: client.connection, namespace }).workflow
+        .getHandle(rolloutWorkflowId(rolloutId))
+        .terminate('test finished')
+        .catch(() => {});
+    });
+    // The record an orchestrator worker wrote before it died.
+    await writeRecord(cp.nats, {
+      rolloutId,
+      phase: 'rolling_out',
+      detail: 'canary:baking',
+      finishedAt: null,
+    });
+
+    const got = await api.getRollout({ rolloutId }, ADMIN_TOKEN);
+    expect(got.summary).toMatchObject({ phase: 'rolling_out', detail: 'canary:baking' });
+    const idle = (type: string) =>
+      new RegExp(
+        `^no orchestrator worker polls task queue ${TASK_QUEUES.orchestrator} \\(${type} tasks; ` +
+          'no poll in 5 minutes(, \\d+ task\\(s\\) waiting)?\\): the rollout cannot advance until one does. ' +
+          'Is the orchestrator worker running\\?',
+      );
+    expect(got.warnings).toEqual([
+      expect.stringMatching(idle('workflow')),
+      expect.stringMatching(idle('activity')),
+      expect.stringMatching(/did not answer its status query; this is the rollout's saved record/),
+    ]);
+
+    const cli = await runCli(['rollout', 'status', rolloutId], {
+      EDGEFORGE_CONTROL_PLANE: cp.address,
+      EDGEFORGE_ADMIN_TOKEN: ADMIN_TOKEN,
+    });
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(cli.stderr).toMatch(
+      new RegExp(`warning: no orchestrator worker polls task queue ${TASK_QUEUES.orchestrator}`),
     );
   });
 
@@ -629,5 +689,11 @@ describe('control plane rollout calls on the real Temporal', () => {
     await fixture.stop(); // no worker: the query cannot be answered
     const got = await api.getRollout({ rolloutId }, ADMIN_TOKEN);
     expect(got.summary).toMatchObject({ rolloutId, phase: 'rolling_out', detail: RECORDED_DETAIL });
+    // The worker polled a moment ago, so it is not yet called gone; the record is called a record.
+    expect(got.warnings).toEqual([
+      expect.stringMatching(
+        /^the workflow did not answer its status query; this is the rollout's saved record \(of \d{4}-/,
+      ),
+    ]);
   });
 });

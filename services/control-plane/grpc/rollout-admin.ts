@@ -29,6 +29,7 @@ import type {
   StartRolloutRequest,
 } from '../../../proto/gen/edgeforge/v1/admin.pb.js';
 import type { RolloutRecords } from '../rollouts/rollout-records.js';
+import { stalledRolloutQueues, type QueueStall } from '../rollouts/rollout-health.js';
 import {
   TemporalNotConfiguredError,
   TemporalUnavailableError,
@@ -66,6 +67,8 @@ const PAGE_TOKEN = /^[A-Za-z0-9_-]{1,512}$/;
 export interface RolloutAdminDependencies {
   temporal: RolloutTemporal;
   records: RolloutRecords;
+  /** Why the control plane cannot use NATS now (records, census, devices); undefined when it can. */
+  natsProblem?: () => string | undefined;
 }
 
 type RolloutMethods = Pick<
@@ -76,7 +79,7 @@ type RolloutMethods = Pick<
 /** AdminService's rollout calls: Temporal for the workflows, the rollouts KV bucket for records. */
 export function createRolloutAdmin(
   ctx: UnaryContext,
-  { temporal, records }: RolloutAdminDependencies,
+  { temporal, records, natsProblem }: RolloutAdminDependencies,
 ): RolloutMethods {
   const service = 'edgeforge.v1.AdminService';
 
@@ -113,8 +116,14 @@ export function createRolloutAdmin(
 
     getRollout: unary(ctx, service, 'GetRollout', 'admin', async (request, _caller, log) => {
       const rolloutId = validateRolloutId(request);
-      const status = await rolloutStatus(rolloutId, temporal, records, log);
-      return { summary: toSummary(status), statusJson: JSON.stringify(status) };
+      const { status, warnings } = await rolloutStatus(rolloutId, temporal, records, log);
+      const nats = natsProblem?.();
+      if (nats && !FINISHED_PHASES.includes(status.phase)) {
+        warnings.push(
+          `${nats}; device reports are not counted, so no wave is judged until it is back`,
+        );
+      }
+      return { summary: toSummary(status), statusJson: JSON.stringify(status), warnings };
     }),
 
     listRollouts: unary(ctx, service, 'ListRollouts', 'admin', async (request) => {
@@ -154,14 +163,15 @@ export function createRolloutAdmin(
 
 /**
  * Live status from the running workflow's query; the stored record when the workflow has
- * finished, does not answer (no orchestrator worker), or Temporal is unusable.
+ * finished, does not answer (no orchestrator worker), or Temporal is unusable. For a running
+ * rollout, with warnings when something it waits on is missing.
  */
 async function rolloutStatus(
   rolloutId: string,
   temporal: RolloutTemporal,
   records: RolloutRecords,
   log: Logger,
-): Promise<RolloutStatus> {
+): Promise<{ status: RolloutStatus; warnings: string[] }> {
   const workflowId = rolloutWorkflowId(rolloutId);
   let running: boolean | null;
   try {
@@ -174,30 +184,52 @@ async function rolloutStatus(
     }
     // The record is at most one phase change old: better than no answer.
     const record = await records.get(rolloutId);
-    if (record) return record;
-    throw err;
+    if (!record) throw err;
+    const warnings = FINISHED_PHASES.includes(record.phase)
+      ? []
+      : [
+          `${err.message} This is the rollout's saved record (of ${record.updatedAt}); it does not advance while Temporal is unreachable.`,
+        ];
+    return { status: record, warnings };
   }
   if (running) {
-    try {
-      return await temporal.run(
-        `querying rollout ${rolloutId}`,
-        (client) =>
-          client.workflow.getHandle(workflowId).query<RolloutStatus>(ROLLOUT_QUERIES.status),
-        QUERY_TIMEOUT_MS,
-      );
-    } catch (err) {
-      log.warn({ err, rolloutId, workflowId }, 'rollout status query failed; reading the record');
-      const record = await records.get(rolloutId);
-      if (record) return record;
-      throw new TemporalUnavailableError(
-        `rollout ${rolloutId} is running, but its workflow did not answer the status query and ` +
-          'has written no record yet: is the orchestrator worker running? (`edgeforge up` starts one)',
-        { cause: err, context: { rolloutId } },
-      );
+    const stalls = await stalledQueues(temporal, workflowId, log);
+    const warnings = stalls.map((s) => s.warning);
+    // With no workflow poller the query can only time out: go straight to the record.
+    const queryable = !stalls.some((s) => s.wait.type === 'workflow');
+    let queryError: unknown = null;
+    if (queryable) {
+      try {
+        const status = await temporal.run(
+          `querying rollout ${rolloutId}`,
+          (client) =>
+            client.workflow.getHandle(workflowId).query<RolloutStatus>(ROLLOUT_QUERIES.status),
+          QUERY_TIMEOUT_MS,
+        );
+        return { status, warnings };
+      } catch (err) {
+        log.warn({ err, rolloutId, workflowId }, 'rollout status query failed; reading the record');
+        queryError = err;
+      }
     }
+    const record = await records.get(rolloutId);
+    if (record) {
+      warnings.push(
+        `the workflow did not answer its status query; this is the rollout's saved record (of ${record.updatedAt})`,
+      );
+      return { status: record, warnings };
+    }
+    throw new TemporalUnavailableError(
+      `rollout ${rolloutId} is running, but its workflow did not answer the status query and ` +
+        'has written no record yet: ' +
+        (warnings.length > 0
+          ? warnings.join('; ')
+          : 'is the orchestrator worker running? (`edgeforge up` starts one)'),
+      { cause: queryError ?? undefined, context: { rolloutId } },
+    );
   }
   const record = await records.get(rolloutId);
-  if (record) return record;
+  if (record) return { status: record, warnings: [] };
   if (running === false) {
     throw new NotFoundError(
       `rollout ${rolloutId}'s workflow ended without writing a record; workflow ${workflowId} ` +
@@ -206,6 +238,22 @@ async function rolloutStatus(
     );
   }
   throw notFound(rolloutId);
+}
+
+/** What stalledRolloutQueues finds; a failure to ask is logged, not the caller's problem. */
+async function stalledQueues(
+  temporal: RolloutTemporal,
+  workflowId: string,
+  log: Logger,
+): Promise<QueueStall[]> {
+  try {
+    return await temporal.run(`describing workflow ${workflowId}`, (client) =>
+      stalledRolloutQueues(client, temporal.settings?.namespace ?? 'default', workflowId),
+    );
+  } catch (err) {
+    log.warn({ err, workflowId }, 'could not ask Temporal who polls the rollout task queues');
+    return [];
+  }
 }
 
 /** True while the workflow runs, false once it has closed, null when Temporal has no such id. */

@@ -161,6 +161,12 @@ export interface GetRolloutResponse {
     | undefined;
   /** RolloutStatus as JSON. */
   statusJson: string;
+  /**
+   * Why the rollout may not be advancing, as the control plane sees it now: no worker polls a
+   * task queue the rollout waits on, Temporal or NATS unreachable (the status then comes from the
+   * rollout's saved record). Empty when nothing is known to be wrong.
+   */
+  warnings: string[];
 }
 
 export interface ListRolloutsRequest {
@@ -1476,7 +1482,7 @@ export const GetRolloutRequest: MessageFns<GetRolloutRequest> = {
 };
 
 function createBaseGetRolloutResponse(): GetRolloutResponse {
-  return { summary: undefined, statusJson: "" };
+  return { summary: undefined, statusJson: "", warnings: [] };
 }
 
 export const GetRolloutResponse: MessageFns<GetRolloutResponse> = {
@@ -1486,6 +1492,9 @@ export const GetRolloutResponse: MessageFns<GetRolloutResponse> = {
     }
     if (message.statusJson !== "") {
       writer.uint32(18).string(message.statusJson);
+    }
+    for (const v of message.warnings) {
+      writer.uint32(26).string(v!);
     }
     return writer;
   },
@@ -1519,6 +1528,14 @@ export const GetRolloutResponse: MessageFns<GetRolloutResponse> = {
             message.statusJson = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.warnings.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1539,6 +1556,7 @@ export const GetRolloutResponse: MessageFns<GetRolloutResponse> = {
         : isSet(object.status_json)
         ? globalThis.String(object.status_json)
         : "",
+      warnings: globalThis.Array.isArray(object?.warnings) ? object.warnings.map((e: any) => globalThis.String(e)) : [],
     };
   },
 
@@ -1549,6 +1567,9 @@ export const GetRolloutResponse: MessageFns<GetRolloutResponse> = {
     }
     if (message.statusJson !== "") {
       obj.statusJson = message.statusJson;
+    }
+    if (message.warnings?.length) {
+      obj.warnings = message.warnings;
     }
     return obj;
   },
@@ -1562,6 +1583,7 @@ export const GetRolloutResponse: MessageFns<GetRolloutResponse> = {
       ? RolloutSummary.fromPartial(object.summary)
       : undefined;
     message.statusJson = object.statusJson ?? "";
+    message.warnings = object.warnings?.map((e) => e) || [];
     return message;
   },
 };
