@@ -88,9 +88,11 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
     onGiveUp:
       options.onPartGaveUp ?? ((part, reason) => progress(`giving up on ${part}: ${reason}`)),
   });
-  const asPart = (proc: ManagedProcess): PartInstance => ({
+  // Parts with a metrics port answer /healthz there: one that is up but hung is killed, so restarted.
+  const asPart = (proc: ManagedProcess, metricsPort: number): PartInstance => ({
     process: proc,
     stop: () => proc.stop(),
+    healthUrl: `http://127.0.0.1:${metricsPort}/healthz`,
   });
   let prometheus: Awaited<ReturnType<typeof startPrometheus>> | undefined;
   const stopAll = async () => {
@@ -159,6 +161,7 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
             cpEnv,
             join(logDir, 'control-plane.log'),
           ),
+          cpMetricsPort,
         ),
       ),
       supervisor.add('gpu worker', async () =>
@@ -171,6 +174,7 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
             metricsListen: `127.0.0.1:${gpuMetricsPort}`,
             logFile: join(logDir, 'gpu-worker.log'),
           }),
+          gpuMetricsPort,
         ),
       ),
       supervisor.add('orchestrator worker', async () =>
@@ -185,6 +189,7 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
             },
             join(logDir, 'orchestrator.log'),
           ),
+          orchestratorMetricsPort,
         ),
       ),
     ]);

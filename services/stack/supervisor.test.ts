@@ -15,6 +15,30 @@ function child(ms: number, code = 3) {
 
 const fast = { baseMs: 10, capMs: 20 };
 
+/** A real child process serving /healthz: `ok`, `503`, or `hang` (accepts, never answers). */
+async function healthChild(mode: 'ok' | '503' | 'hang') {
+  const handler = {
+    ok: "res.end('ok')",
+    '503': "res.statusCode = 503; res.end('the worker is FAILED')",
+    hang: '',
+  }[mode];
+  const proc = new ManagedProcess({
+    name: 'child',
+    command: process.execPath,
+    args: [
+      '-e',
+      `const s = require('node:http').createServer((req, res) => { ${handler} });` +
+        "s.listen(0, '127.0.0.1', () => console.log('port ' + s.address().port));",
+    ],
+  });
+  const [, port] = await proc.waitForLine(/^port (\d+)$/, 10_000);
+  return {
+    process: proc,
+    stop: () => proc.stop(),
+    healthUrl: `http://127.0.0.1:${port}/healthz`,
+  };
+}
+
 describe('the stack supervisor', () => {
   it('starts a part that died again, and says so', async () => {
     const said: string[] = [];
@@ -48,6 +72,32 @@ describe('the stack supervisor', () => {
     await eventually(() => expect(gaveUp).toHaveLength(1));
     expect(gaveUp[0]).toMatch(/^flapper: flapper died 3 times in a row; its last output:\nup/);
     expect(supervisor.restarts.get('flapper')).toBe(2);
+    await supervisor.stopAll();
+  });
+
+  it('kills and restarts a part that is up but hung or unhealthy, and says why', async () => {
+    const said: string[] = [];
+    let starts = 0;
+    const supervisor = new Supervisor({
+      say: (m) => said.push(m),
+      onGiveUp: () => {},
+      backoff: fast,
+      probe: { intervalMs: 20, timeoutMs: 200, failures: 2 },
+    });
+    await supervisor.add('worker', () => {
+      starts += 1;
+      return healthChild(starts === 1 ? 'hang' : starts === 2 ? '503' : 'ok');
+    });
+    await eventually(() => expect(supervisor.restarts.get('worker')).toBe(2), 20_000);
+    expect(supervisor.healthKills.get('worker')).toBe(2);
+    const log = said.join('\n');
+    expect(log).toMatch(
+      /worker failed its health check 2 times in a row \(http:\/\/127\.0\.0\.1:\d+\/healthz: no answer in 0\.2 s\): killing it/,
+    );
+    expect(log).toMatch(/health check 2 times in a row \(.*: HTTP 503 the worker is FAILED\)/);
+    // The healthy third instance is left alone.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(starts).toBe(3);
     await supervisor.stopAll();
   });
 

@@ -10,7 +10,7 @@ import { rawClients } from '../helpers/control-plane.js';
 import { fixtureProfile } from '../helpers/profiles.js';
 
 describe('the embedded stack restarts a part that dies', () => {
-  it('brings nats-server, the control plane and the orchestrator back after kill -9, on the same addresses', async () => {
+  it('brings nats-server, the control plane and the orchestrator back after kill -9, and a hung gpu worker, on the same addresses', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'edgeforge-supervised-'));
     onTestFinished(() => rm(dir, { recursive: true, force: true }));
     const said: string[] = [];
@@ -36,6 +36,13 @@ describe('the embedded stack restarts a part that dies', () => {
       await eventually(() => expect(stack.restarts()[part]).toBe(1), 120_000);
       expect(said.join('\n')).toMatch(new RegExp(`${part} exited .*restarting it in`));
     }
+    // Up but hung (stopped, not dead): its /healthz stops answering, so it is killed and restarted.
+    stack.kill('gpu worker', 'SIGSTOP');
+    await eventually(() => expect(stack.restarts()['gpu worker']).toBe(1), 120_000);
+    expect(said.join('\n')).toMatch(
+      /gpu worker failed its health check 3 times in a row \(http:\/\/127\.0\.0\.1:\d+\/healthz: no answer in 5 s\): killing it/,
+    );
+
     // Everything answers where it did: the same NATS URL, the same control-plane address, and
     // the control plane serves the registry again (on the restarted NATS).
     const nc = await connectNats(e.natsUrl, { name: 'supervised-test' });
