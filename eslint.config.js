@@ -4,7 +4,9 @@ import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'proto/gen/', 'services/gpu-worker/', '.edgeforge/'] },
+  {
+    ignores: ['node_modules/', 'proto/gen/', 'services/gpu-worker/', '.edgeforge/', 'agent/dist/'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

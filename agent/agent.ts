@@ -67,10 +67,11 @@ export type EdgeAgentConfig = Pick<
   Partial<EdgeAgentOptions>;
 
 /**
- * All interfaces, so Prometheus can scrape the device; 9465 because the control plane's /metrics
- * defaults to 9464 and the two share a machine in the demo.
+ * Loopback: /metrics has no authentication and tells what the device runs, so it is opened to
+ * the network (`--metrics 0.0.0.0:9465`) only where a scraper needs it. 9465 because the control
+ * plane's /metrics defaults to 9464 and the two share a machine in the demo.
  */
-export const DEFAULT_METRICS_ADDRESS = '0.0.0.0:9465';
+export const DEFAULT_METRICS_ADDRESS = '127.0.0.1:9465';
 
 /** Loopback only: the endpoint is for applications on the device and has no authentication. */
 export const DEFAULT_SERVING_ADDRESS = '127.0.0.1:9466';

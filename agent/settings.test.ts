@@ -13,7 +13,7 @@ describe('loadAgentSettings', () => {
       controlPlane: '127.0.0.1:7443',
       enrollmentToken: 'secret',
       dataDir: join(homedir(), '.edgeforge', 'agent'),
-      metricsAddress: '0.0.0.0:9465',
+      metricsAddress: '127.0.0.1:9465',
       servingAddress: '127.0.0.1:9466',
       tls: undefined,
       natsCaFile: undefined,
