@@ -108,6 +108,30 @@ describe('the packed agent', () => {
     ]);
   });
 
+  it('ships a systemd unit that systemd accepts, sandboxed (exposure at most 4 of 10)', async () => {
+    const unitDir = join(dir, 'unit');
+    await mkdir(unitDir, { recursive: true });
+    const unit = join(unitDir, 'edgeforge-agent.service');
+    // As install.sh writes it: ExecStart at the installed binary.
+    const shipped = await readFile(
+      join(prefix, 'lib/node_modules/edgeforge-agent/dist/deploy/edgeforge-agent.service'),
+      'utf8',
+    );
+    await writeFile(
+      unit,
+      shipped.replace(/^ExecStart=.*$/m, `ExecStart=${join(prefix, 'bin/edgeforge-agent')}`),
+    );
+    await run('systemd-analyze', ['verify', unit]);
+    const { stdout } = await run('systemd-analyze', [
+      'security',
+      '--offline=yes',
+      // Tenths: fails above an exposure of 4.0.
+      '--threshold=40',
+      unit,
+    ]);
+    expect(stdout).toMatch(/Overall exposure level for edgeforge-agent\.service: [0-3]\.\d/);
+  });
+
   it('enrolls, receives a signed model over NATS, checks it and serves it', async () => {
     const cp = await startTestControlPlane();
     const orchestrator = await TestOrchestrator.open(await testNats('orchestrator'), cp.dataDir);
