@@ -3,6 +3,7 @@
  * bench-results/. Benchmarks are not tests: they report numbers (and ratios within one run),
  * they never pass or fail on a time.
  */
+import { runAgentFootprintBenchmark } from './agent-footprint.js';
 import { runCompressionBenchmark } from './compression.js';
 import { runFanoutBenchmark } from './fanout.js';
 import { runFleetBenchmark } from './fleet.js';
@@ -17,6 +18,7 @@ const BENCHMARKS: Record<string, (args: string[]) => Promise<void>> = {
   planner: runPlannerBenchmark,
   repeatability: runRepeatabilityBenchmark,
   'rollout-scale': runRolloutScaleBenchmark,
+  'agent-footprint': runAgentFootprintBenchmark,
 };
 
 const [name, ...args] = process.argv.slice(2);

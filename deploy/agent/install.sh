@@ -67,8 +67,9 @@ env_source=$(dirname "$unit_source")/agent.env
 if [ ! -f /etc/edgeforge/agent.env ]; then
   install -m 0640 -o root -g edgeforge "$env_source" /etc/edgeforge/agent.env
 fi
-sed "s#^ExecStart=.*#ExecStart=$PREFIX/bin/edgeforge-agent#" "$unit_source" \
-  > /etc/systemd/system/edgeforge-agent.service
+# The node this script found, by its absolute path: systemd's PATH may not have it.
+sed -e "s#/usr/bin/env node#$(command -v node)#" -e "s#/opt/edgeforge-agent#$PREFIX#g" \
+  "$unit_source" > /etc/systemd/system/edgeforge-agent.service
 chmod 0644 /etc/systemd/system/edgeforge-agent.service
 if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
   systemctl daemon-reload

@@ -51,16 +51,32 @@ beforeEach(async () => {
   await resetFleetState(await testNats('reset'));
 });
 
-/** Starts the installed `edgeforge-agent`, from a directory outside the repository. */
+/** The shipped systemd unit as install.sh writes it: node by its path, the installed prefix. */
+async function installedUnit(): Promise<string> {
+  const shipped = await readFile(
+    join(prefix, 'lib/node_modules/edgeforge-agent/dist/deploy/edgeforge-agent.service'),
+    'utf8',
+  );
+  return shipped
+    .replace('/usr/bin/env node', process.execPath)
+    .replaceAll('/opt/edgeforge-agent', prefix);
+}
+
+/**
+ * Starts the installed agent as the systemd unit does (its ExecStart), from a directory outside
+ * the repository.
+ */
 async function startInstalledAgent(controlPlane: string, name: string) {
+  const [command, ...execArgs] = /^ExecStart=(.*)$/m.exec(await installedUnit())![1]!.split(' ');
   const home = join(dir, 'device', name);
   await mkdir(home, { recursive: true });
   const tokenFile = join(home, 'enrollment-token');
   await writeFile(tokenFile, `${ENROLLMENT_TOKEN}\n`, { mode: 0o600 });
   const agent = new ManagedProcess({
     name: 'edgeforge-agent',
-    command: join(prefix, 'bin', 'edgeforge-agent'),
+    command: command!,
     args: [
+      ...execArgs,
       ...['--control-plane', controlPlane, '--data-dir', join(home, 'state')],
       ...['--device-name', name, '--metrics', '127.0.0.1:0', '--serve', '127.0.0.1:0'],
     ],
@@ -112,15 +128,7 @@ describe('the packed agent', () => {
     const unitDir = join(dir, 'unit');
     await mkdir(unitDir, { recursive: true });
     const unit = join(unitDir, 'edgeforge-agent.service');
-    // As install.sh writes it: ExecStart at the installed binary.
-    const shipped = await readFile(
-      join(prefix, 'lib/node_modules/edgeforge-agent/dist/deploy/edgeforge-agent.service'),
-      'utf8',
-    );
-    await writeFile(
-      unit,
-      shipped.replace(/^ExecStart=.*$/m, `ExecStart=${join(prefix, 'bin/edgeforge-agent')}`),
-    );
+    await writeFile(unit, await installedUnit());
     await run('systemd-analyze', ['verify', unit]);
     const { stdout } = await run('systemd-analyze', [
       'security',
@@ -132,7 +140,7 @@ describe('the packed agent', () => {
     expect(stdout).toMatch(/Overall exposure level for edgeforge-agent\.service: [0-3]\.\d/);
   });
 
-  it('enrolls, receives a signed model over NATS, checks it and serves it', async () => {
+  it('run as its systemd unit runs it: enrolls, receives a signed model over NATS, checks it and serves it', async () => {
     const cp = await startTestControlPlane();
     const orchestrator = await TestOrchestrator.open(await testNats('orchestrator'), cp.dataDir);
     const agent = await startInstalledAgent(cp.address, 'packed-1');
